@@ -1,0 +1,82 @@
+//! `node-agent`: enforce Vigil policies on this node's endpoints and report every verdict.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use vigil_node_agent::{abi, agent, datapath};
+
+/// Enforce network policies in eBPF on this node's endpoints.
+#[derive(Debug, Parser)]
+#[command(name = "node-agent", version)]
+struct Args {
+    /// This node's name; endpoints whose `spec.node` matches are enforced here.
+    #[arg(long)]
+    node: String,
+    /// Cluster state directory: manifests in `endpoints/` and `policies/`; status is written to
+    /// `status/NODE.json`.
+    #[arg(long)]
+    state: PathBuf,
+    /// bpffs mount under which this node's maps and links are pinned (in `vigil/NODE/`).
+    #[arg(long, default_value = "/sys/fs/bpf")]
+    bpffs: PathBuf,
+    /// Event aggregation: `connection` (drops, Log/staged matches, first packet per direction,
+    /// TCP FIN/RST) or `none` (one event per packet).
+    #[arg(long, value_enum, default_value_t = Aggregation::Connection)]
+    aggregation: Aggregation,
+    /// Ring buffer size in bytes (power of two, at least a page); applies when the ring buffer is
+    /// created, not to one already pinned.
+    #[arg(long)]
+    ring_buffer_size: Option<u32>,
+    /// Append every flow record to this file as JSON lines.
+    #[arg(long)]
+    flow_log: Option<PathBuf>,
+    /// How often the state directory is re-read, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    poll_ms: u64,
+    /// Detach from every interface, remove this node's pinned maps and links, and exit.
+    #[arg(long)]
+    uninstall: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Aggregation {
+    Connection,
+    None,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let pin_dir = args.bpffs.join("vigil").join(&args.node);
+    if args.uninstall {
+        return datapath::uninstall(&pin_dir);
+    }
+    let datapath = datapath::Datapath::open(datapath::Options {
+        pin_dir: pin_dir.clone(),
+        ring_buffer_bytes: args.ring_buffer_size,
+        aggregation: match args.aggregation {
+            Aggregation::Connection => abi::AGG_CONNECTION,
+            Aggregation::None => abi::AGG_NONE,
+        },
+    })
+    .with_context(|| format!("open the datapath for node {}", args.node))?;
+    let settings = agent::Settings {
+        node: args.node,
+        state_dir: args.state,
+        poll_interval: Duration::from_millis(args.poll_ms),
+        flow_log: args.flow_log,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the async runtime")?
+        .block_on(agent::run(settings, datapath))
+}
