@@ -252,13 +252,15 @@ static __always_inline __u32 ipcache_identity(__u8 slot, __u8 family, const __u8
 }
 
 static __always_inline struct policy_value *policy_probe(__u8 slot, __u8 dir, __u8 proto,
-							 __u32 ctx, __u32 peer, __u16 port)
+							 __u8 family, __u32 ctx, __u32 peer,
+							 __u16 port)
 {
 	struct policy_key k = {};
 	k.prefixlen = VIGIL_POLICY_FIXED_BITS + 16;
 	k.slot = slot;
 	k.direction = dir;
 	k.proto = proto;
+	k.family = family;
 	k.context_be = bpf_htonl(ctx);
 	k.peer_id_be = bpf_htonl(peer);
 	k.port_be = bpf_htons(port);
@@ -266,18 +268,19 @@ static __always_inline struct policy_value *policy_probe(__u8 slot, __u8 dir, __
 }
 
 static __always_inline struct policy_value *policy_lookup(__u8 slot, __u8 dir, __u8 proto,
-							  __u32 ctx, __u32 peer, __u16 port)
+							  __u8 family, __u32 ctx, __u32 peer,
+							  __u16 port)
 {
-	struct policy_value *v = policy_probe(slot, dir, proto, ctx, peer, port);
+	struct policy_value *v = policy_probe(slot, dir, proto, family, ctx, peer, port);
 	if (v)
 		return v;
-	v = policy_probe(slot, dir, proto, ctx, 0, port);
+	v = policy_probe(slot, dir, proto, family, ctx, 0, port);
 	if (v)
 		return v;
-	v = policy_probe(slot, dir, 0, ctx, peer, 0);
+	v = policy_probe(slot, dir, 0, family, ctx, peer, 0);
 	if (v)
 		return v;
-	return policy_probe(slot, dir, 0, ctx, 0, 0);
+	return policy_probe(slot, dir, 0, family, ctx, 0, 0);
 }
 
 static __always_inline void emit(struct __sk_buff *skb, const struct pkt *p, __u8 dir,
@@ -448,7 +451,9 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	const __u8 *peer_addr = dir == VIGIL_DIR_EGRESS ? p.daddr : p.saddr;
 	__u32 peer = ipcache_identity(slot, p.family, peer_addr);
 	__u16 port = p.policy_port;
-	struct policy_value *pv = policy_lookup(slot, dir, p.proto, ep->context, peer, port);
+	__u8 key_family = (ep->flags & VIGIL_EP_F_FAMILY_KEYED) ? p.family : 0;
+	struct policy_value *pv =
+		policy_lookup(slot, dir, p.proto, key_family, ep->context, peer, port);
 
 	__u8 action = VIGIL_ACT_DENY, staged_action = VIGIL_ACT_DENY, flags = 0;
 	__u32 rule_id = 0, staged_rule_id = 0, trace_id = 0;

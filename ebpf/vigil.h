@@ -70,7 +70,7 @@
 #define VIGIL_POLICY_FIXED_BITS 96
 
 /*
- * Decision table: LPM trie. Data part: slot, direction, proto, pad, context, peer identity,
+ * Decision table: LPM trie. Data part: slot, direction, proto, family, context, peer identity,
  * port. The compiler covers the whole port space of each (context, direction, proto, peer)
  * it emits, so the datapath probes at most (peer, proto), (0, proto), (peer, 0), (0, 0):
  * peer 0 stands for "any identity not named by a rule", proto 0 for "any protocol not named".
@@ -81,7 +81,7 @@ struct policy_key {
 	__u8 slot; /* generation slot (0/1), see vigil_config */
 	__u8 direction;
 	__u8 proto;
-	__u8 pad0;
+	__u8 family; /* 0 = any family; 4 or 6 for endpoints with VIGIL_EP_F_FAMILY_KEYED */
 	__u32 context_be;
 	__u32 peer_id_be;
 	__u16 port_be;
@@ -119,6 +119,9 @@ struct endpoint_key {
 	__u32 ifindex;
 	__u32 slot;
 };
+
+/* endpoint_value.flags */
+#define VIGIL_EP_F_FAMILY_KEYED 0x01 /* its decision entries are per IP family (Calico ipVersion) */
 
 struct endpoint_value {
 	__u32 endpoint_id;

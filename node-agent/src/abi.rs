@@ -38,6 +38,8 @@ pub mod programs {
 pub const EVENT_VERDICT: u8 = 1;
 /// `VIGIL_EVENT_VERSION`: the event layout this agent decodes.
 pub const EVENT_VERSION: u8 = 1;
+/// `VIGIL_EP_F_FAMILY_KEYED`: the endpoint's decision entries are per IP family.
+pub const EP_F_FAMILY_KEYED: u32 = 0x01;
 /// `VIGIL_ACT_ALLOW`.
 pub const ACT_ALLOW: u8 = 1;
 /// `VIGIL_ACT_DENY`.
@@ -72,7 +74,8 @@ pub struct PolicyKeyData {
     pub slot: u8,
     pub direction: u8,
     pub proto: u8,
-    pub pad0: u8,
+    /// 0 = any family; 4 or 6 for endpoints with [`EP_F_FAMILY_KEYED`].
+    pub family: u8,
     pub context_be: u32,
     pub peer_id_be: u32,
     pub port_be: u16,

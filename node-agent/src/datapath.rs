@@ -239,7 +239,7 @@ impl Datapath {
                     endpoint_id: ep.endpoint_id,
                     identity: ep.identity,
                     context: ep.context,
-                    flags: 0,
+                    flags: ep.flags(),
                 };
                 endpoints
                     .insert(key, value, 0)
@@ -403,7 +403,7 @@ pub fn policy_entry(slot: u8, entry: &DecisionEntry) -> (Key<PolicyKeyData>, Pol
         slot,
         direction: entry.direction,
         proto: entry.proto,
-        pad0: 0,
+        family: entry.family,
         context_be: entry.context.to_be(),
         peer_id_be: entry.peer.to_be(),
         port_be: entry.port.to_be(),
@@ -484,7 +484,7 @@ fn attach_one(
 
 /// Makes sure `dir` is on a bpffs, mounting one at /sys/fs/bpf when nothing is mounted there.
 fn ensure_bpffs(dir: &Path) -> anyhow::Result<()> {
-    const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+    const BPF_FS_MAGIC: u64 = 0xcafe4a11;
     let root = Path::new("/sys/fs/bpf");
     if dir.starts_with(root) && !is_fs(root, BPF_FS_MAGIC) {
         let status = std::process::Command::new("mount")
@@ -510,7 +510,7 @@ fn ensure_bpffs(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn is_fs(path: &Path, magic: i64) -> bool {
+fn is_fs(path: &Path, magic: u64) -> bool {
     sys::statfs_type(path).is_some_and(|t| t == magic)
 }
 

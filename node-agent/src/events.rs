@@ -281,10 +281,10 @@ pub fn enrich(
     } else {
         (None, None)
     };
-    // The peer is the destination of an egress packet and the source of an ingress one; a reply
-    // travels the other way.
+    // The event's direction is the packet's, seen from the local endpoint: it sent an egress
+    // packet and received an ingress one, replies included.
     let reply = event.ct_state == 3;
-    let local_is_source = (event.direction == 2) != reply;
+    let local_is_source = event.direction == 2;
     let (src_id, dst_id) = if local_is_source {
         (event.local_identity, event.peer_identity)
     } else {

@@ -67,7 +67,7 @@ pub fn ifindex(ifname: &str) -> std::io::Result<u32> {
 }
 
 /// The file-system magic number of the file system holding `path`.
-pub fn statfs_type(path: &std::path::Path) -> Option<i64> {
+pub fn statfs_type(path: &std::path::Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt as _;
     let cpath = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut buf = std::mem::MaybeUninit::<libc::statfs>::zeroed();
@@ -77,7 +77,7 @@ pub fn statfs_type(path: &std::path::Path) -> Option<i64> {
         return None;
     }
     // SAFETY: statfs returned 0, so it filled `buf`.
-    Some(unsafe { buf.assume_init() }.f_type as i64)
+    Some(unsafe { buf.assume_init() }.f_type as u64)
 }
 
 /// Nanoseconds to add to a `CLOCK_BOOTTIME` timestamp (what `bpf_ktime_get_boot_ns` returns) to

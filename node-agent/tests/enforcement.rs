@@ -63,6 +63,11 @@ fn fixture(name: &str) -> String {
         .unwrap_or_else(|e| panic!("read fixture {name}: {e}"))
 }
 
+/// A namespaced seed fixture applied to namespace `ns`, as `kubectl apply -n ns` would.
+fn fixture_in(name: &str, ns: &str) -> String {
+    fixture(name).replacen("metadata:\n", &format!("metadata:\n  namespace: {ns}\n"), 1)
+}
+
 /// The seed article's deny-ssh GlobalNetworkPolicy, corrected (apiVersion, indentation) and
 /// completed with a Pass so that everything else goes on to the next tier.
 const DENY_SSH: &str = r#"
@@ -140,7 +145,10 @@ fn calico_gnp_denies_ssh_cluster_wide() {
 #[test]
 fn cilium_cnp_allows_frontend_to_my_api_port_80_only() {
     let lab = lab_with_agents();
-    lab.apply("05.yaml", &fixture("05-cilium-cnp-allow-get-healthz.yaml"));
+    lab.apply(
+        "05.yaml",
+        &fixture_in("05-cilium-cnp-allow-get-healthz.yaml", "shop"),
+    );
     assert!(
         lab.tcp("shop/frontend", "shop/my-api", 80),
         "frontend -> my-api:80 is allowed"
@@ -623,7 +631,7 @@ fn bad_manifests_are_refused_with_locations_and_enforcement_continues() {
     .unwrap();
     std::fs::write(
         policies.join("broken.yaml"),
-        "apiVersion: v1\nkind: [unclosed\n",
+        "apiVersion: networking.k8s.io/v1\nkind: [unclosed\n",
     )
     .unwrap();
     std::fs::write(
@@ -640,7 +648,7 @@ fn bad_manifests_are_refused_with_locations_and_enforcement_continues() {
         "{rejected}"
     );
     assert!(
-        rejected.contains("broken.yaml:2"),
+        rejected.contains("broken.yaml:3:1: invalid YAML"),
         "broken YAML is located: {rejected}"
     );
     assert!(rejected.contains("NetworkPolicyy"), "{rejected}");

@@ -1,7 +1,7 @@
 //! Compile-time benchmark: 10,000 rules over 1,000 endpoints (1,000 identities), all on the
 //! compiled node. Prints the time of each phase and the size of the tables.
 //!
-//! `cargo run --release -p vigil-policy --features test-support --example compile_bench [rules] [endpoints]`
+//! `cargo run --release -p vigil-policy --example compile_bench [rules] [endpoints]`
 
 use std::time::Instant;
 

@@ -5,14 +5,21 @@
 //! same walk as `evaluate`, with the subject fixed), then:
 //!
 //! 1. groups peer identities into classes by which of the program's peer matchers they satisfy
-//!    (plus their address family when a rule has `ipVersion`, and their named ports when an egress
-//!    rule names a port), so each class is evaluated once through a representative;
+//!    (plus their named ports when an egress rule names a port), so each class is evaluated once
+//!    through a representative;
 //! 2. for each class and protocol, cuts the port space at every rule port boundary, evaluates both
 //!    views once per elementary interval, and merges adjacent intervals with equal outcome;
 //! 3. emits LPM entries: the most common outcome as a port /0 entry, every other interval as its
 //!    exact prefix decomposition. The largest class becomes peer 0; other identities get entries
 //!    only for protocols where they differ from peer 0 (the lookup falls through to the peer-0
 //!    entry, which carries the same value, otherwise).
+//!
+//! Calico `ipVersion` is the one rule field that looks at the packet rather than the peer
+//! identity. A context is *family-keyed* when some rule of its programs (either direction, either
+//! view) has an `ipVersion`: its entries are then emitted twice, with family 4 and with family 6,
+//! each computed with only the rules that match that packet family, and the datapath puts the
+//! packet's family in the key ([`EndpointEntry::key_family`]). Every other context's entries carry
+//! family 0.
 //!
 //! Endpoints with equal programs (and equal named ports where they matter) share a context, and so
 //! do endpoints whose tables come out identical. Rule ids index [`Compiled::rules`] and do not
@@ -22,6 +29,7 @@
 mod tests;
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
@@ -39,6 +47,13 @@ pub mod flags {
     pub const EXPLICIT_DENY: u8 = 0x02;
     /// The staged view's action differs from the enforced one.
     pub const STAGED_DIFFERS: u8 = 0x04;
+}
+
+/// Endpoint flags (`VIGIL_EP_F_*`, `struct endpoint_value.flags`).
+pub mod endpoint_flags {
+    /// The endpoint's context is family-keyed: the datapath puts the packet's IP version (4 or
+    /// 6) into the decision key's `family` byte instead of 0.
+    pub const FAMILY_KEYED: u32 = 0x01;
 }
 
 /// An identity and its labels, for flow enrichment.
@@ -76,6 +91,32 @@ pub struct EndpointEntry {
     pub identity: u32,
     /// The decision-table context.
     pub context: u32,
+    /// Whether the context is family-keyed (some rule that can apply to the endpoint has a Calico
+    /// `ipVersion`): its decision entries carry family 4 and 6 and the datapath keys lookups by
+    /// the packet's family; otherwise they carry family 0. Shared by every endpoint of a context.
+    pub family_keyed: bool,
+}
+
+impl EndpointEntry {
+    /// `struct endpoint_value.flags`: [`endpoint_flags::FAMILY_KEYED`] when
+    /// [`family_keyed`](Self::family_keyed).
+    pub fn flags(&self) -> u32 {
+        if self.family_keyed {
+            endpoint_flags::FAMILY_KEYED
+        } else {
+            0
+        }
+    }
+
+    /// The decision key's `family` byte for a packet of this endpoint with peer address `peer`:
+    /// the packet's IP version (4 or 6) when the context is family-keyed, else 0.
+    pub fn key_family(&self, peer: IpAddr) -> u8 {
+        match (self.family_keyed, peer) {
+            (false, _) => 0,
+            (true, IpAddr::V4(_)) => 4,
+            (true, IpAddr::V6(_)) => 6,
+        }
+    }
 }
 
 /// One decision-table entry (`struct policy_key` -> `struct policy_value`).
@@ -87,6 +128,9 @@ pub struct DecisionEntry {
     pub direction: u8,
     /// IP protocol, 0 = any protocol not otherwise listed for this context and direction.
     pub proto: u8,
+    /// Packet IP version: 4 or 6 in a family-keyed context ([`EndpointEntry::family_keyed`]),
+    /// 0 (any family) otherwise. Part of the key's fixed prefix: matched exactly.
+    pub family: u8,
     /// Peer identity, 0 = any identity not otherwise listed.
     pub peer: u32,
     /// Port (ICMP: `(type << 8) | code`), host bits below the prefix are zero.
@@ -166,6 +210,11 @@ pub fn compile(set: &PolicySet, cluster: &Cluster, node: &str) -> Compiled {
         ports.sort();
         ports.dedup();
         let programs = c.programs(&subject);
+        let family_keyed = programs
+            .iter()
+            .flatten()
+            .flat_map(|t| &t.steps)
+            .any(|s| s.rule.ip_version.is_some());
         let key = ContextKey {
             programs: programs.iter().map(program_key).collect(),
             ports: if programs[0].iter().chain(&programs[1]).any(uses_named_ports) {
@@ -177,7 +226,7 @@ pub fn compile(set: &PolicySet, cluster: &Cluster, node: &str) -> Compiled {
         let context = match memo.get(&key) {
             Some(&id) => id,
             None => {
-                let rows = c.rows(&programs, &ports);
+                let rows = c.rows(&programs, &ports, family_keyed);
                 let next = u32::try_from(contexts.len() + 1).unwrap_or(u32::MAX);
                 let id = *contexts.entry(rows).or_insert_with_key(|rows| {
                     decisions.extend(rows.iter().map(|r| r.entry(next)));
@@ -194,6 +243,7 @@ pub fn compile(set: &PolicySet, cluster: &Cluster, node: &str) -> Compiled {
             endpoint_id: u32::try_from(n + 1).unwrap_or(u32::MAX),
             identity: subject.id,
             context,
+            family_keyed,
         });
     }
 
@@ -277,6 +327,7 @@ fn uses_named_ports(tier: &TierProgram<'_>) -> bool {
 struct Row {
     direction: u8,
     proto: u8,
+    family: u8,
     peer: u32,
     port: u16,
     len: u8,
@@ -289,6 +340,7 @@ impl Row {
             context,
             direction: self.direction,
             proto: self.proto,
+            family: self.family,
             peer: self.peer,
             port: self.port,
             port_prefix_len: self.len,
@@ -510,19 +562,38 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    /// Every decision row of one context.
-    fn rows(&mut self, programs: &[Program<'a>], subject_ports: &[NamedPort]) -> Vec<Row> {
+    /// Every decision row of one context: once with family 0, or, for a family-keyed context,
+    /// once per packet family with the rules whose `ipVersion` admits it.
+    fn rows(
+        &mut self,
+        programs: &[Program<'a>],
+        subject_ports: &[NamedPort],
+        family_keyed: bool,
+    ) -> Vec<Row> {
         let mut rows = Vec::new();
-        for (d, dir) in Direction::ALL.into_iter().enumerate() {
-            let pair = [&programs[2 * d], &programs[2 * d + 1]];
-            self.direction_rows(dir, pair, subject_ports, &mut rows);
+        if !family_keyed {
+            for (d, dir) in Direction::ALL.into_iter().enumerate() {
+                let pair = [&programs[2 * d], &programs[2 * d + 1]];
+                self.direction_rows(dir, 0, pair, subject_ports, &mut rows);
+            }
+            return rows;
+        }
+        for family in [4u8, 6] {
+            for (d, dir) in Direction::ALL.into_iter().enumerate() {
+                let pair = self.filter([&programs[2 * d], &programs[2 * d + 1]], |_, s| {
+                    s.rule.ip_version.is_none_or(|v| v == family)
+                });
+                self.direction_rows(dir, family, [&pair[0], &pair[1]], subject_ports, &mut rows);
+            }
         }
         rows
     }
 
+    /// The rows of one direction and packet family (`programs` hold only rules that match it).
     fn direction_rows(
         &mut self,
         dir: Direction,
+        family: u8,
         programs: [&Program<'a>; 2],
         subject_ports: &[NamedPort],
         rows: &mut Vec<Row>,
@@ -546,7 +617,7 @@ impl<'a> Compiler<'a> {
 
         // Peer classes, by partition refinement: each matcher splits every class into its members
         // and the rest, so identities end up together exactly when they satisfy the same matchers
-        // (and have the same address family and named ports where rules look at those).
+        // (and have the same named ports where rules look at those).
         let mut used: Vec<usize> = steps().map(|s| s.matcher).collect();
         used.sort_unstable();
         used.dedup();
@@ -572,12 +643,6 @@ impl<'a> Compiler<'a> {
                 .map_or(&[][..], |s| &s.members[..])
             {
                 refine(&mut class, i as usize, 0, &mut split);
-            }
-        }
-        if steps().any(|s| s.rule.ip_version.is_some()) {
-            split.clear();
-            for (i, ident) in self.universe.idents.iter().enumerate() {
-                refine(&mut class, i, ident.family as u32, &mut split);
             }
         }
         if dir == Direction::Egress {
@@ -618,9 +683,6 @@ impl<'a> Compiler<'a> {
                 c.matcher_sets[s.matcher]
                     .as_ref()
                     .is_some_and(|m| m.contains[rep])
-                    && s.rule
-                        .ip_version
-                        .is_none_or(|v| c.universe.idents[rep].has_ip_version(v))
             });
             let mut per_proto = Vec::new();
             for &p in &all_protocols {
@@ -642,6 +704,7 @@ impl<'a> Compiler<'a> {
             rows.extend(layout.iter().map(|&(port, len, value)| Row {
                 direction: dir_u8,
                 proto: p,
+                family,
                 peer,
                 port,
                 len,

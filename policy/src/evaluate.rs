@@ -8,6 +8,8 @@
 //! enforced and the staged one, are evaluated.
 //!
 //! Peers are matched as identities (see `universe`), exactly as the compiled datapath sees them.
+//! Calico's `ipVersion` is the one exception: it is matched on the packet's IP version (the family
+//! of the peer address), which the datapath carries in the decision key of family-keyed contexts.
 //! This module is written for reading, not speed; `compile` produces the same answers in bulk.
 
 #[cfg(test)]
@@ -193,7 +195,8 @@ pub struct Evaluation {
 
 /// Evaluates one connection. `port` is the destination port for TCP, UDP and SCTP,
 /// `(type << 8) | code` for ICMP (1) and ICMPv6 (58), and is ignored (taken as 0) for every other
-/// protocol. For many connections over the same set and cluster, build an [`Evaluator`] once.
+/// protocol. The packet's IP version is the family of `peer` (Calico `ipVersion` matches on it).
+/// For many connections over the same set and cluster, build an [`Evaluator`] once.
 pub fn evaluate(
     set: &PolicySet,
     cluster: &Cluster,
@@ -217,6 +220,8 @@ pub struct Evaluator<'a> {
 struct Packet<'a> {
     dir: Direction,
     peer: &'a Ident,
+    /// The packet's IP version, 4 or 6 (the family of the peer address).
+    family: u8,
     proto: u8,
     port: u16,
 }
@@ -244,11 +249,13 @@ impl<'a> Evaluator<'a> {
         proto: u8,
         port: u16,
     ) -> Evaluation {
+        let family = if peer.is_ipv4() { 4 } else { 6 };
         let peer = &self.universe.idents[self.universe.resolve(peer)];
         let me = self.universe.subject(subject);
         let packet = Packet {
             dir,
             peer,
+            family,
             proto,
             port: if proto::has_port(proto) { port } else { 0 },
         };
@@ -332,9 +339,7 @@ impl<'a> Evaluator<'a> {
         };
         self.universe.matches(&rule.local, me)
             && self.universe.matches(&rule.peer, packet.peer)
-            && rule
-                .ip_version
-                .is_none_or(|v| packet.peer.has_ip_version(v))
+            && rule.ip_version.is_none_or(|v| v == packet.family)
             && rule.l4.matches(packet.proto, packet.port, named)
     }
 }

@@ -7,6 +7,9 @@
 //! - [`evaluate`] is the reference semantics (docs: shared/docs/policy-semantics.md).
 //! - [`compile`] emits the datapath's tables (docs/datapath-contract.md) for one node; a lookup in
 //!   them gives the same answer as [`evaluate`].
+//! - [`testing`] holds random policy worlds, a simulator of the datapath's lookups and the
+//!   differential check between the two, for this crate's tests and for other crates' (the eBPF
+//!   differential test). It is plain code, always compiled, and unused by the library itself.
 //!
 //! Pure library: no file, socket or kernel access.
 //!
@@ -19,7 +22,12 @@
 //!   the `universe` module): Kubernetes `ipBlock` and Calico `nets`/`notNets` match an endpoint
 //!   or node identity only when every address of every endpoint carrying it lies inside the net;
 //!   Cilium CIDR rules never match endpoints or nodes; a `/0` net is `world` for both families.
-//!   Calico `ipVersion` is matched per identity (mixed-family identities and `world` match both).
+//! - **Calico `ipVersion` is matched on the packet**, not the peer identity: `ipVersion: 6` never
+//!   matches an IPv4 packet, even from an identity that also has IPv6 addresses. The compiler
+//!   makes a context *family-keyed* when some rule that can apply to it has an `ipVersion`
+//!   (either direction, either view): its decision entries are emitted once per family (4 and
+//!   6) and the datapath keys lookups by the packet's family ([`EndpointEntry::family_keyed`]);
+//!   other contexts carry family 0.
 //! - **Calico `types` defaulting** follows Calico: Ingress, plus Egress when there are egress
 //!   rules, except that a policy with only egress rules is Egress-only.
 //! - **Cilium.** A rule with no L3 field but with `toPorts`/`icmps` applies to every peer; an
@@ -53,12 +61,11 @@ mod selector;
 mod set;
 mod universe;
 
-#[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 
 pub use compile::{
     Compiled, DecisionEntry, DecisionValue, EndpointEntry, IdentityInfo, IpcacheEntry, Trace,
-    compile, flags,
+    compile, endpoint_flags, flags,
 };
 pub use evaluate::{Action, Evaluation, Evaluator, Hit, RuleRef, Special, ViewResult, evaluate};
 pub use manifest::{

@@ -272,7 +272,8 @@ pub struct Rule {
     pub local: PeerMatch,
     /// Protocol and destination-port constraints.
     pub l4: L4Match,
-    /// Calico's `ipVersion` (4 or 6), matched per identity (see `universe`).
+    /// Calico's `ipVersion` (4 or 6), matched on the packet's IP version (the peer address's
+    /// family), not on the peer identity.
     pub ip_version: Option<u8>,
 }
 

@@ -1,8 +1,18 @@
-//! Test support (feature `test-support`): random policy worlds, a simulator of the datapath's
-//! table lookups, and the differential check between the compiled tables and the evaluator.
+//! Test support: random policy worlds, a simulator of the datapath's table lookups, and the
+//! differential check between the compiled tables and the evaluator.
+//!
+//! Always compiled (plain code, no extra dependencies), so every crate builds the same
+//! `vigil-policy`. Nothing here is used by the library itself.
 //!
 //! The eBPF differential test reuses [`random_world`] and [`probes`], replacing [`Lookup`] with
-//! the real datapath. Nothing here is used by the library itself.
+//! the real datapath: for each [`Probe`], the subject is `world.cluster.endpoints[probe.endpoint]`
+//! (its [`EndpointEntry`](crate::EndpointEntry) in the compiled tables has the same namespace and
+//! name), the packet goes in direction `dir` between the subject and `peer`, and the expected
+//! decision is the evaluator's (or the [`Lookup::decide_packet`] of the compiled tables, which
+//! [`check_world`] proves equal).
+
+#[cfg(test)]
+mod tests;
 
 mod generate;
 mod lookup;
@@ -16,23 +26,34 @@ use crate::evaluate::Evaluator;
 use crate::model::{Direction, proto};
 use crate::{Compiled, compile};
 
-/// One connection to check.
+/// One connection to check: a new connection of a local endpoint, as [`evaluate`](crate::evaluate)
+/// takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
-    /// Index into the world's `cluster.endpoints` (a local endpoint).
+    /// The subject: index into the world's `cluster.endpoints`, always an endpoint on the
+    /// world's node.
     pub endpoint: usize,
-    /// Direction.
-    pub direction: Direction,
-    /// Peer address.
+    /// Direction from the subject's point of view (ingress: `peer` is the source).
+    pub dir: Direction,
+    /// Peer address, IPv4 or IPv6; its family is the packet's IP version.
     pub peer: IpAddr,
-    /// IP protocol.
+    /// IP protocol: TCP, UDP, SCTP, ICMP, ICMPv6 or another number (47, 99).
     pub proto: u8,
-    /// Destination port, or `(type << 8) | code` for ICMP; 0 for other protocols.
+    /// Destination port for TCP, UDP and SCTP, `(type << 8) | code` for ICMP and ICMPv6, 0 for
+    /// every other protocol.
     pub port: u16,
 }
 
+impl Probe {
+    /// The subject endpoint.
+    pub fn subject<'w>(&self, world: &'w World) -> &'w crate::Endpoint {
+        &world.cluster.endpoints[self.endpoint]
+    }
+}
+
 /// `count` random connections of the world's local endpoints, biased towards addresses the world
-/// knows (endpoints, nodes, rule prefixes) and ports at rule boundaries.
+/// knows (endpoints, nodes, rule prefixes, IPv4 and IPv6) and ports at rule boundaries.
+/// Deterministic for a (world, seed).
 pub fn probes(world: &World, seed: u64, count: usize) -> Vec<Probe> {
     let mut rng = Rng::new(seed ^ 0x9e37_79b9_7f4a_7c15);
     let local: Vec<usize> = (0..world.cluster.endpoints.len())
@@ -100,7 +121,7 @@ pub fn probes(world: &World, seed: u64, count: usize) -> Vec<Probe> {
         };
         out.push(Probe {
             endpoint: *rng.pick(&local),
-            direction: if rng.chance(0.5) {
+            dir: if rng.chance(0.5) {
                 Direction::Ingress
             } else {
                 Direction::Egress
@@ -134,8 +155,8 @@ fn check_probe(
     evaluator: &Evaluator<'_>,
     probe: &Probe,
 ) -> Result<(), String> {
-    let ep = &world.cluster.endpoints[probe.endpoint];
-    let ev = evaluator.evaluate(ep, probe.direction, probe.peer, probe.proto, probe.port);
+    let ep = probe.subject(world);
+    let ev = evaluator.evaluate(ep, probe.dir, probe.peer, probe.proto, probe.port);
     let fail = |what: String| {
         Err(format!(
             "{what}\nprobe: {probe:?} on endpoint {}/{}\nevaluator: {ev:#?}",
@@ -149,18 +170,17 @@ fn check_probe(
     else {
         return fail("endpoint missing from the compiled endpoint table".to_owned());
     };
-    let identity = tables.resolve(probe.peer);
+    let (identity, value) =
+        tables.decide_packet(entry, probe.dir, probe.peer, probe.proto, probe.port);
     if identity != ev.peer_identity {
         return fail(format!("ipcache gives identity {identity}"));
     }
-    let port = if proto::has_port(probe.proto) {
-        probe.port
-    } else {
-        0
-    };
-    let Some(value) = tables.decide(entry.context, probe.direction, probe.proto, identity, port)
-    else {
-        return fail(format!("no decision entry for context {}", entry.context));
+    let Some(value) = value else {
+        return fail(format!(
+            "no decision entry for context {} family {}",
+            entry.context,
+            entry.key_family(probe.peer)
+        ));
     };
     let rule = |id: u32| compiled.rules.get(id as usize);
     if rule(value.rule_id) != Some(&ev.enforced.decided_by) {

@@ -15,8 +15,9 @@
 //!   in Cilium. Kubernetes `ipBlock` and Calico `nets`/`notNets` match an endpoint or node identity
 //!   when EVERY address of every endpoint (node) carrying that identity lies inside the net and
 //!   outside its excepts; `notNets` is the negation of that.
-//! - Calico's `ipVersion` is matched per identity: an identity all of whose addresses are of the
-//!   other family does not match; `world` and mixed-family identities match either version.
+//! - Calico's `ipVersion` is not an identity property: it is matched on the packet's IP version
+//!   (the evaluator's peer address family, the family byte of a family-keyed decision key), so a
+//!   mixed-family identity matches `ipVersion: 6` for its IPv6 packets only.
 //! - `host` is the subject's node, `remote-node` every other node.
 //!
 //! Identity numbers follow docs/datapath-contract.md. This module does no policy ordering.
@@ -108,14 +109,6 @@ pub(crate) enum IdentKind {
     Cidr(IpNet),
 }
 
-/// Which address families an identity covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Family {
-    V4,
-    V6,
-    Both,
-}
-
 /// One identity with everything a matcher may look at.
 #[derive(Debug, Clone)]
 pub(crate) struct Ident {
@@ -130,14 +123,12 @@ pub(crate) struct Ident {
     pub ips: Vec<IpAddr>,
     /// Union of the named ports of every endpoint carrying the identity.
     pub ports: Vec<NamedPort>,
-    pub family: Family,
     /// `k8s:app=web`-style labels for the compiler's identity table.
     pub labels: Vec<String>,
 }
 
 impl Ident {
     fn reserved(id: u32, kind: IdentKind, name: &str, ips: Vec<IpAddr>) -> Ident {
-        let family = family_of(&ips).unwrap_or(Family::Both);
         Ident {
             id,
             kind,
@@ -148,29 +139,8 @@ impl Ident {
             calico_labels: BTreeMap::new(),
             ips,
             ports: Vec::new(),
-            family,
             labels: vec![format!("reserved:{name}")],
         }
-    }
-
-    /// Whether the identity covers addresses of this IP version (4 or 6).
-    pub fn has_ip_version(&self, version: u8) -> bool {
-        match self.family {
-            Family::Both => true,
-            Family::V4 => version == 4,
-            Family::V6 => version == 6,
-        }
-    }
-}
-
-fn family_of(ips: &[IpAddr]) -> Option<Family> {
-    let v4 = ips.iter().any(IpAddr::is_ipv4);
-    let v6 = ips.iter().any(IpAddr::is_ipv6);
-    match (v4, v6) {
-        (true, true) => Some(Family::Both),
-        (true, false) => Some(Family::V4),
-        (false, true) => Some(Family::V6),
-        (false, false) => None,
     }
 }
 
@@ -330,11 +300,6 @@ impl Universe {
             let id = reserved::MIN_CIDR + n;
             cidr_ids.push((net, id));
             let mut ident = Ident::reserved(id, IdentKind::Cidr(net), "world", Vec::new());
-            ident.family = if net.network().is_ipv4() {
-                Family::V4
-            } else {
-                Family::V6
-            };
             ident
                 .cilium_labels
                 .insert(format!("cidr:{net}"), String::new());
@@ -581,7 +546,6 @@ fn endpoint_ident(
         service_account: ep.service_account.clone(),
         cilium_labels,
         calico_labels,
-        family: family_of(&ips).unwrap_or(Family::Both),
         ips,
         ports,
         labels,

@@ -121,7 +121,7 @@ fn mirrors_match_the_compiled_object() {
         "policy_key",
         size_of::<PolicyKeyData>(),
         4,
-        fields!(PolicyKeyData: slot, direction, proto, pad0, context_be, peer_id_be, port_be, pad1),
+        fields!(PolicyKeyData: slot, direction, proto, family, context_be, peer_id_be, port_be, pad1),
     );
     check(
         "policy_value",

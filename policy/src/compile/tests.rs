@@ -1,4 +1,7 @@
-use std::collections::BTreeMap;
+//! Compiler tests: the differential property against the evaluator on random worlds, and the
+//! documented shape of the tables on small hand-written ones.
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use super::*;
@@ -7,13 +10,39 @@ use crate::testing::{Lookup, check_world, probes, random_world, scale_world, val
 use crate::{Evaluator, Namespace, Node, reserved};
 
 /// The differential property: for random worlds of all three dialects, a lookup in the compiled
-/// tables (ipcache LPM, then the 4-probe decision LPM) gives exactly the evaluator's decision.
+/// tables (ipcache LPM, then the 4-probe decision LPM keyed by the packet family where the
+/// context is family-keyed) gives exactly the evaluator's decision.
 #[test]
 fn compiled_tables_agree_with_the_evaluator_on_random_worlds() {
+    const WORLDS: u64 = 3000;
     let mut checked = 0;
-    for seed in 0..1500 {
+    let mut keyed_worlds = 0;
+    // Probes of family-keyed endpoints, by packet family (IPv4, IPv6).
+    let mut keyed_probes = [0usize; 2];
+    for seed in 0..WORLDS {
         let world = random_world(seed);
         let probes = probes(&world, seed, 400);
+        let keyed: Vec<(&str, &str)> = compile(&world.set, &world.cluster, &world.node)
+            .endpoints
+            .iter()
+            .filter(|e| e.family_keyed)
+            .map(|e| {
+                let ep = world
+                    .cluster
+                    .endpoints
+                    .iter()
+                    .find(|x| x.namespace == e.namespace && x.name == e.name)
+                    .unwrap();
+                (ep.namespace.as_str(), ep.name.as_str())
+            })
+            .collect();
+        keyed_worlds += usize::from(!keyed.is_empty());
+        for p in &probes {
+            let ep = p.subject(&world);
+            if keyed.contains(&(ep.namespace.as_str(), ep.name.as_str())) {
+                keyed_probes[usize::from(p.peer.is_ipv6())] += 1;
+            }
+        }
         match check_world(&world, &probes) {
             Ok(n) => checked += n,
             Err(e) => {
@@ -30,7 +59,16 @@ fn compiled_tables_agree_with_the_evaluator_on_random_worlds() {
             }
         }
     }
-    assert!(checked > 400_000, "only {checked} probes checked");
+    assert!(checked > 800_000, "only {checked} probes checked");
+    // ipVersion rules are common enough to exercise family-keyed contexts in both families.
+    assert!(
+        keyed_worlds * 5 > WORLDS as usize,
+        "only {keyed_worlds} of {WORLDS} worlds have a family-keyed context"
+    );
+    assert!(
+        keyed_probes.iter().all(|&n| n > 20_000),
+        "probes of family-keyed endpoints (IPv4, IPv6): {keyed_probes:?}"
+    );
 }
 
 /// Every (local endpoint, direction, peer identity, protocol class, port) of a few small worlds,
@@ -49,6 +87,13 @@ fn exhaustive_agreement_on_small_worlds() {
             .iter()
             .flat_map(|e| e.ips.iter().copied())
             .chain(world.set.prefixes().iter().map(|n| n.network()))
+            .chain(
+                world
+                    .cluster
+                    .nodes
+                    .iter()
+                    .flat_map(|n| n.ips.iter().copied()),
+            )
             .chain(["8.8.8.8".parse().unwrap(), "2606:4700::1".parse().unwrap()])
             .collect();
         for ep in world
@@ -57,12 +102,11 @@ fn exhaustive_agreement_on_small_worlds() {
             .iter()
             .filter(|e| e.node == world.node)
         {
-            let ctx = compiled
+            let entry = compiled
                 .endpoints
                 .iter()
                 .find(|e| e.name == ep.name)
-                .unwrap()
-                .context;
+                .unwrap();
             for dir in Direction::ALL {
                 for &peer in &peers {
                     for (protocol, ports) in [
@@ -74,14 +118,16 @@ fn exhaustive_agreement_on_small_worlds() {
                             ][..],
                         ),
                         (proto::UDP, &[53, 80][..]),
+                        (proto::SCTP, &[80][..]),
                         (proto::ICMP, &[0x0800, 0x0301, 0x0300][..]),
+                        (proto::ICMPV6, &[0x8000, 0x0301][..]),
                         (47, &[0][..]),
                     ] {
                         for &port in ports {
                             let ev = evaluator.evaluate(ep, dir, peer, protocol, port);
-                            let id = tables.resolve(peer);
+                            let (id, v) = tables.decide_packet(entry, dir, peer, protocol, port);
                             assert_eq!(id, ev.peer_identity);
-                            let v = tables.decide(ctx, dir, protocol, id, port).unwrap();
+                            let v = v.unwrap();
                             assert_eq!(
                                 compiled.rules[v.rule_id as usize], ev.enforced.decided_by,
                                 "seed {seed}"
@@ -90,6 +136,9 @@ fn exhaustive_agreement_on_small_worlds() {
                                 compiled.rules[v.staged_rule_id as usize], ev.staged.decided_by,
                                 "seed {seed}"
                             );
+                            let trace = &compiled.traces[v.trace_id as usize];
+                            assert_eq!(trace.enforced, ev.enforced.hits, "seed {seed}");
+                            assert_eq!(trace.staged, ev.staged.hits, "seed {seed}");
                         }
                     }
                 }
@@ -293,7 +342,7 @@ spec:
     let c = compile(&set, &cluster, "n1");
     let (_, ssh) = crate::testing::lookup(
         &c,
-        c.endpoints[0].context,
+        &c.endpoints[0],
         Direction::Ingress,
         "10.0.0.3".parse().unwrap(),
         proto::TCP,
@@ -312,7 +361,7 @@ spec:
     assert!(trace.staged[0].staged);
     let (_, http) = crate::testing::lookup(
         &c,
-        c.endpoints[0].context,
+        &c.endpoints[0],
         Direction::Ingress,
         "10.0.0.3".parse().unwrap(),
         proto::TCP,
@@ -330,4 +379,109 @@ fn scale_world_compiles_and_agrees() {
     let world = scale_world(600, 120, 7);
     let probes = probes(&world, 7, 3000);
     check_world(&world, &probes).unwrap();
+}
+
+/// `ipVersion` makes a context family-keyed: a Calico rule with `ipVersion: 6` allows the IPv6
+/// packets of a dual-stack peer identity and not its IPv4 ones; contexts without such rules keep
+/// family 0; a staged rule is enough to key a context.
+#[test]
+fn ip_version_rules_make_their_contexts_family_keyed() {
+    let policy = r#"
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: v6-only}
+spec:
+  selector: app == 'web'
+  ingress:
+    - action: Allow
+      ipVersion: 6
+      source: {selector: app == 'client'}
+---
+apiVersion: projectcalico.org/v3
+kind: StagedGlobalNetworkPolicy
+metadata: {name: no-v4-out}
+spec:
+  selector: app == 'db'
+  egress:
+    - action: Deny
+      ipVersion: 4
+    - action: Allow
+"#;
+    let (set, mut cluster) = one_endpoint_world(policy);
+    cluster.endpoints[2].ips.push("fd00::3".parse().unwrap());
+    for (name, app, ip) in [("db", "db", "10.0.0.4"), ("cache", "cache", "10.0.0.5")] {
+        cluster.endpoints.push(Endpoint {
+            name: name.into(),
+            namespace: "default".into(),
+            labels: BTreeMap::from([("app".into(), app.into())]),
+            ips: vec![ip.parse().unwrap()],
+            node: "n1".into(),
+            interface: format!("veth-{name}"),
+            ..Endpoint::default()
+        });
+    }
+    let c = compile(&set, &cluster, "n1");
+    validate(&c).unwrap();
+    let ep = |name: &str| c.endpoints.iter().find(|e| e.name == name).unwrap();
+    let families = |ctx: u32| {
+        c.decisions
+            .iter()
+            .filter(|d| d.context == ctx)
+            .map(|d| d.family)
+            .collect::<BTreeSet<u8>>()
+    };
+    let v4: IpAddr = "10.0.0.3".parse().unwrap();
+    let v6: IpAddr = "fd00::3".parse().unwrap();
+    for (name, keyed) in [
+        ("web-1", true),
+        ("web-2", true),
+        ("db", true),
+        ("cache", false),
+    ] {
+        let e = ep(name);
+        assert_eq!(e.family_keyed, keyed, "{name}");
+        if keyed {
+            assert_eq!(e.flags(), endpoint_flags::FAMILY_KEYED);
+            assert_eq!((e.key_family(v4), e.key_family(v6)), (4, 6));
+            assert_eq!(families(e.context), BTreeSet::from([4, 6]), "{name}");
+        } else {
+            assert_eq!(e.flags(), 0);
+            assert_eq!((e.key_family(v4), e.key_family(v6)), (0, 0));
+            assert_eq!(families(e.context), BTreeSet::from([0]), "{name}");
+        }
+    }
+
+    // The client is one identity with both families; only its IPv6 packets are allowed.
+    let web = ep("web-1");
+    let (id4, allowed4) = crate::testing::lookup(&c, web, Direction::Ingress, v4, proto::TCP, 80);
+    let (id6, allowed6) = crate::testing::lookup(&c, web, Direction::Ingress, v6, proto::TCP, 80);
+    assert_eq!(id4, id6);
+    let (allowed4, allowed6) = (allowed4.unwrap(), allowed6.unwrap());
+    assert_eq!((allowed4.action, allowed6.action), (2, 1));
+    assert_eq!(
+        c.rules[allowed4.rule_id as usize].special,
+        Special::EndOfTier
+    );
+    assert_eq!(
+        (
+            c.rules[allowed6.rule_id as usize].name.as_str(),
+            c.rules[allowed6.rule_id as usize].rule_index
+        ),
+        ("v6-only", Some(0))
+    );
+    // A key without the packet's family finds nothing in a family-keyed context.
+    let tables = Lookup::new(&c);
+    assert_eq!(
+        tables.decide(web.context, 0, Direction::Ingress, proto::TCP, id6, 80),
+        None
+    );
+
+    // The staged view of db differs for IPv4 egress only.
+    let db = ep("db");
+    let (_, out4) = crate::testing::lookup(&c, db, Direction::Egress, v4, proto::UDP, 53);
+    let (_, out6) = crate::testing::lookup(&c, db, Direction::Egress, v6, proto::UDP, 53);
+    let (out4, out6) = (out4.unwrap(), out6.unwrap());
+    assert_eq!((out4.action, out4.staged_action), (1, 2));
+    assert_eq!(out4.flags, flags::STAGED_DIFFERS);
+    assert_eq!((out6.action, out6.staged_action, out6.flags), (1, 1, 0));
 }

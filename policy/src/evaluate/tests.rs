@@ -702,3 +702,52 @@ fn ports_of_portless_protocols_are_ignored() {
     let b = case.eval("web", Direction::Ingress, CLIENT, 47, 80);
     assert_eq!(a, b);
 }
+
+#[test]
+fn calico_ip_version_matches_the_packet_family_not_the_peer_identity() {
+    let mut case = Case::new(
+        r#"
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: by-family}
+spec:
+  selector: app == 'web'
+  ingress:
+    - action: Allow
+      ipVersion: 6
+      source: {selector: app == 'client'}
+  egress:
+    - action: Deny
+      ipVersion: 4
+      destination: {nets: [0.0.0.0/0]}
+    - action: Allow
+"#,
+    );
+    // The client is dual-stack: one identity with addresses of both families.
+    case.cluster.endpoints[1]
+        .ips
+        .push("fd00::2".parse().unwrap());
+    let v6 = case.tcp_in("fd00::2", 80);
+    let v4 = case.tcp_in(CLIENT, 80);
+    assert_eq!(v4.peer_identity, v6.peer_identity);
+    assert_eq!(
+        decided(&v6.enforced),
+        (Action::Allow, Special::None, "by-family", Some(0))
+    );
+    assert_eq!(
+        decided(&v4.enforced),
+        (Action::Deny, Special::EndOfTier, "by-family", None)
+    );
+    // A /0 net is `world` for both families; ipVersion 4 keeps the deny to IPv4 packets.
+    let out4 = case.tcp_out(WORLD, 443);
+    let out6 = case.tcp_out("2606:4700::1", 443);
+    assert_eq!(out4.peer_identity, out6.peer_identity);
+    assert_eq!(
+        decided(&out4.enforced),
+        (Action::Deny, Special::None, "by-family", Some(0))
+    );
+    assert_eq!(
+        decided(&out6.enforced),
+        (Action::Allow, Special::None, "by-family", Some(1))
+    );
+}

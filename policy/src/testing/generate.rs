@@ -205,9 +205,22 @@ fn random_cluster(rng: &mut Rng, node: &str) -> Cluster {
         );
     }
     for (i, name) in ["node-b", "node-c"].iter().enumerate() {
+        let mut ips = vec![IpAddr::from([192, 168, 0, 2 + i as u8])];
+        if rng.chance(0.3) {
+            ips.push(IpAddr::V6(Ipv6Addr::new(
+                0xfd00,
+                0xff,
+                0,
+                0,
+                0,
+                0,
+                0,
+                2 + i as u16,
+            )));
+        }
         nodes.push(Node {
             name: (*name).to_owned(),
-            ips: vec![IpAddr::from([192, 168, 0, 2 + i as u8])],
+            ips,
             netns: None,
         });
     }
@@ -752,6 +765,9 @@ fn calico_rule(rng: &mut Rng, ingress: bool) -> J {
     let action = *rng.pick(&["Allow", "Allow", "Deny", "Log", "Pass"]);
     let mut r = vec![("action", s(action))];
     let mut destination_extra = Vec::new();
+    // Calico's ipVersion on about one rule in five (the ICMP arm keeps it consistent with the
+    // protocol), so that family-keyed contexts are common.
+    let mut ip_version = rng.chance(0.12).then(|| *rng.pick(&[4, 6]));
     match rng.below(20) {
         0..=10 => {
             let tcp = rng.below(11) < 8;
@@ -783,14 +799,15 @@ fn calico_rule(rng: &mut Rng, ingress: bool) -> J {
             } else if rng.chance(0.3) {
                 r.push(("notICMP", obj(vec![("type", J::Num(8))])));
             }
-            if rng.chance(0.3) {
-                r.push(("ipVersion", J::Num(if v6 { 6 } else { 4 })));
-            }
+            ip_version = rng.chance(0.4).then_some(if v6 { 6 } else { 4 });
         }
         13 => r.push(("protocol", J::Num(47))),
         14 => r.push(("notProtocol", s("TCP"))),
-        15 => r.push(("ipVersion", J::Num(*rng.pick(&[4, 6])))),
+        15 => ip_version = Some(*rng.pick(&[4, 6])),
         _ => {}
+    }
+    if let Some(v) = ip_version {
+        r.push(("ipVersion", J::Num(v)));
     }
     let (peer_field, local_field) = if ingress {
         ("source", "destination")

@@ -1,0 +1,24 @@
+# The README's two commands: `make demo` and `make test`. Both install what they need first.
+.PHONY: setup build test demo bench lint
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	cargo build --workspace --bins
+
+# Unit, property, eBPF (BPF_PROG_TEST_RUN) and real-namespace enforcement tests. Needs root.
+test: build
+	cargo test --workspace --no-fail-fast
+
+# The lab, one agent per node, the seed policies and traffic; Ctrl-C removes everything.
+demo:
+	@bash scripts/demo.sh
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+bench: setup
+	cargo build --workspace --release --bins
+	cargo bench -p vigil-node-agent --bench datapath

@@ -1,0 +1,206 @@
+//! Datapath cost per packet through `BPF_PROG_TEST_RUN`, all measured in one run so the ratios
+//! are comparable: the allow-all program (the cost of a tc program that does nothing), and
+//! Vigil's program with 10, 1,000 and 10,000 rules over 1,000 identities, on the two paths a
+//! packet can take: a new connection (conntrack miss, ipcache and decision lookups, an event)
+//! and an established one (conntrack hit). Also the time to install a generation.
+//!
+//! Run as root: `cargo bench -p vigil-node-agent --bench datapath` (or `make bench`).
+
+use std::{net::IpAddr, path::PathBuf, time::Instant};
+
+use aya::programs::{TestRun, TestRunOptions};
+use vigil_node_agent::{
+    abi,
+    datapath::{Datapath, Options},
+    packet::{self, Spec},
+};
+use vigil_policy::{Action, Direction, compile, evaluate, testing};
+
+const REPEAT: u32 = 200_000;
+const ROUNDS: usize = 5;
+
+struct Bench {
+    datapath: Datapath,
+    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    pin_dir: PathBuf,
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.pin_dir);
+    }
+}
+
+impl Bench {
+    /// Median over rounds of the kernel-reported average ns per run.
+    fn ns_per_packet(&mut self, program: &str, frame: &[u8]) -> f64 {
+        let mut samples = Vec::new();
+        for _ in 0..ROUNDS {
+            let result = self
+                .datapath
+                .program(program)
+                .unwrap()
+                .test_run(TestRunOptions {
+                    data_in: Some(frame),
+                    repeat: REPEAT,
+                    ..TestRunOptions::new()
+                })
+                .expect("BPF_PROG_TEST_RUN");
+            samples.push(result.duration.as_nanos() as f64);
+            // Keep the ring buffer drained so every run pays for a real event write.
+            while self.ring.next().is_some() {}
+        }
+        samples.sort_by(f64::total_cmp);
+        samples[ROUNDS / 2]
+    }
+}
+
+struct Row {
+    rules: usize,
+    decisions: usize,
+    compile_ms: f64,
+    install_ms: f64,
+    new_ns: f64,
+    established_ns: f64,
+}
+
+fn main() {
+    let pin_dir = PathBuf::from(format!("/sys/fs/bpf/vigil-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&pin_dir);
+    let mut datapath = Datapath::open(Options {
+        pin_dir: pin_dir.clone(),
+        ring_buffer_bytes: None,
+        aggregation: abi::AGG_CONNECTION,
+    })
+    .expect("open the datapath (run as root)");
+    let ring = datapath.take_events().unwrap();
+    let mut bench = Bench {
+        datapath,
+        ring,
+        pin_dir,
+    };
+
+    let baseline_frame = packet::build(&Spec::tcp_syn(
+        "10.0.0.1".parse().unwrap(),
+        "10.0.0.2".parse().unwrap(),
+        1000,
+        80,
+    ));
+    let allow_all = bench.ns_per_packet(abi::programs::ALLOW_ALL, &baseline_frame);
+
+    let mut rows = Vec::new();
+    for rules in [10, 1_000, 10_000] {
+        let world = testing::scale_world(rules, 1_000, 7);
+        let started = Instant::now();
+        let compiled = compile(&world.set, &world.cluster, &world.node);
+        let compile_ms = started.elapsed().as_secs_f64() * 1e3;
+
+        // A subject and two packets the evaluator says are denied / allowed as new connections.
+        let probes = testing::probes(&world, 11, 20_000);
+        let pick = |want: Action| {
+            probes
+                .iter()
+                .filter(|p| p.dir == Direction::Ingress && p.proto == 6 && p.peer.is_ipv4())
+                .find(|p| {
+                    let subject = &world.cluster.endpoints[p.endpoint];
+                    evaluate(
+                        &world.set,
+                        &world.cluster,
+                        subject,
+                        p.dir,
+                        p.peer,
+                        p.proto,
+                        p.port,
+                    )
+                    .enforced
+                    .action
+                        == want
+                })
+                .cloned()
+                .unwrap_or_else(|| {
+                    panic!("no {want:?} probe in the scale world with {rules} rules")
+                })
+        };
+        let denied = pick(Action::Deny);
+        let subject = &world.cluster.endpoints[denied.endpoint];
+        let local: IpAddr = subject.ips.iter().cloned().find(IpAddr::is_ipv4).unwrap();
+        let allowed = probes
+            .iter()
+            .filter(|p| {
+                p.endpoint == denied.endpoint
+                    && p.dir == Direction::Ingress
+                    && p.proto == 6
+                    && p.peer.is_ipv4()
+            })
+            .find(|p| {
+                evaluate(
+                    &world.set,
+                    &world.cluster,
+                    subject,
+                    p.dir,
+                    p.peer,
+                    p.proto,
+                    p.port,
+                )
+                .enforced
+                .action
+                    == Action::Allow
+            })
+            .cloned();
+
+        let started = Instant::now();
+        bench
+            .datapath
+            .install(&compiled, &|ns, name| {
+                (ns == subject.namespace && name == subject.name).then_some(1)
+            })
+            .expect("install");
+        let install_ms = started.elapsed().as_secs_f64() * 1e3;
+
+        let new_frame = packet::build(&Spec::tcp_syn(denied.peer, local, 40_000, denied.port));
+        let new_ns = bench.ns_per_packet(abi::programs::TO_ENDPOINT, &new_frame);
+        // An allowed SYN creates the conntrack entry on the first run; the rest hit it.
+        let established_ns = match allowed {
+            Some(p) => {
+                let frame = packet::build(&Spec::tcp_syn(p.peer, local, 40_001, p.port));
+                bench.ns_per_packet(abi::programs::TO_ENDPOINT, &frame)
+            }
+            None => f64::NAN,
+        };
+        rows.push(Row {
+            rules,
+            decisions: compiled.decisions.len(),
+            compile_ms,
+            install_ms,
+            new_ns,
+            established_ns,
+        });
+    }
+
+    println!(
+        "BPF_PROG_TEST_RUN, {REPEAT} runs x {ROUNDS} rounds (median), 1,000 endpoints/identities\n"
+    );
+    println!(
+        "| program | rules | decision entries | new connection ns/pkt | established ns/pkt | vs allow-all (new) | compile ms | install ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!("| allow-all | - | - | {allow_all:.1} | {allow_all:.1} | 1.00x | - | - |");
+    for row in &rows {
+        println!(
+            "| vigil | {} | {} | {:.1} | {:.1} | {:.2}x | {:.0} | {:.0} |",
+            row.rules,
+            row.decisions,
+            row.new_ns,
+            row.established_ns,
+            row.new_ns / allow_all,
+            row.compile_ms,
+            row.install_ms
+        );
+    }
+    let (small, large) = (&rows[0], &rows[2]);
+    println!(
+        "\n10,000 rules vs 10 rules: new connection {:.2}x, established {:.2}x",
+        large.new_ns / small.new_ns,
+        large.established_ns / small.established_ns
+    );
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what Vigil needs on a Debian 12 machine, skipping what is already there.
+# Used by `make demo`, `make test` and .ci/run. Safe to run repeatedly.
+set -euo pipefail
+
+need_apt=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have clang-19 || need_apt+=(clang-19 llvm-19)
+[ -f /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
+[ -f /usr/include/linux/bpf.h ] || need_apt+=(linux-libc-dev)
+have bpftool || need_apt+=(bpftool)
+have ip || need_apt+=(iproute2)
+[ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq-base)
+have protoc || need_apt+=(protobuf-compiler)
+have iptables || need_apt+=(iptables)
+have sockperf || need_apt+=(sockperf)
+have sysctl || need_apt+=(procps)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q "${need_apt[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust 1.95 (rustup) first" >&2
+  exit 1
+fi
+
+# The agent pins maps and links on a bpffs.
+if ! mount | grep -q ' /sys/fs/bpf type bpf'; then
+  mount -t bpf bpf /sys/fs/bpf
+fi
