@@ -9,7 +9,7 @@ build: setup
 
 # Unit, property, eBPF (BPF_PROG_TEST_RUN) and real-namespace enforcement tests. Needs root.
 test: build
-	cargo test --workspace --no-fail-fast
+	@bash scripts/test.sh
 
 # The lab, one agent per node, the seed policies and traffic; Ctrl-C removes everything.
 demo:
@@ -19,6 +19,9 @@ lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+# Datapath ns/packet (BPF_PROG_TEST_RUN), policy compile time, pod-to-pod latency vs iptables.
 bench: setup
 	cargo build --workspace --release --bins
 	cargo bench -p vigil-node-agent --bench datapath
+	cargo run --release -p vigil-policy --example compile_bench
+	bash scripts/bench-sockperf.sh

@@ -240,6 +240,11 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 	return 0;
 }
 
+static __always_inline int icmpv6_is_link_plumbing(__u16 type)
+{
+	return (type >= 130 && type <= 137) || type == 143;
+}
+
 static __always_inline __u32 ipcache_identity(__u8 slot, __u8 family, const __u8 *addr)
 {
 	struct ipcache_key k = {};
@@ -438,9 +443,10 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		return TC_ACT_OK; /* ARP and other non-IP frames pass */
 	stat_inc(VIGIL_STAT_PACKETS);
 
-	/* IPv6 neighbour discovery (router/neighbour solicitation and advertisement, redirect) is
-	 * link plumbing, like ARP for IPv4: it is never subject to policy. */
-	if (p.proto == IPPROTO_ICMPV6 && (p.policy_port >> 8) >= 133 && (p.policy_port >> 8) <= 137)
+	/* IPv6 link plumbing, like ARP for IPv4, is never subject to policy: neighbour discovery
+	 * (router/neighbour solicitation and advertisement, redirect: types 133-137) and multicast
+	 * listener discovery (130-132, 143). */
+	if (p.proto == IPPROTO_ICMPV6 && icmpv6_is_link_plumbing(p.policy_port >> 8))
 		return TC_ACT_OK;
 
 	__u64 now = bpf_ktime_get_boot_ns();

@@ -63,7 +63,7 @@ traffic() {
     probe ops/ssh-client tcp 10.200.2.20 22     # dropped: GlobalNetworkPolicy security.deny-ssh
     probe ops/ssh-client tcp 10.200.1.11 22     # dropped: security.deny-ssh (same node)
     probe ops/ssh-client tcp 10.200.2.10 80     # allowed: CiliumClusterwideNetworkPolicy allow-get-status
-    probe ops/crawler tcp 10.200.1.11 80        # audit: staged log-all-ingress would deny it
+    probe ops/ssh-client tcp 10.200.1.11 80     # audit: staged log-all-ingress would deny it
     probe ops/crawler udp 198.51.100.53 53      # allowed: allow-egress-to-domains (UDP 53)
     probe ops/crawler tcp 198.51.100.10 443     # dropped: domains are not enforced yet
     probe ops/mediabot udp 10.200.2.53 53       # allowed: CiliumNetworkPolicy fqdn (kube-dns)
@@ -78,7 +78,7 @@ pids+=($!)
 
 cat <<MSG
 
-Vigil demo is running: 2 nodes, $(grep -c '^  - name:' "$TOPOLOGY") hosts, policies from demo/policies/.
+Vigil demo is running: the lab of $TOPOLOGY, one node-agent per node, policies from demo/policies/.
 
   Verdicts, one JSON object per flow (the policy that decided each one included):
     tail -f $STATE/flows-node-*.jsonl

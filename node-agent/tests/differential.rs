@@ -142,8 +142,10 @@ fn ebpf_program_agrees_with_the_reference_evaluator() {
             };
             let generation = harness.datapath.install(&compiled, &bind).expect("install");
             for probe in probes.iter().filter(|p| p.endpoint == subject_index) {
-                // IPv6 neighbour discovery is never subject to policy in the datapath.
-                if probe.proto == 58 && (133..=137).contains(&(probe.port >> 8)) {
+                // IPv6 neighbour and multicast listener discovery are never subject to policy in
+                // the datapath.
+                let icmpv6_type = probe.port >> 8;
+                if probe.proto == 58 && ((130..=137).contains(&icmpv6_type) || icmpv6_type == 143) {
                     continue;
                 }
                 let Some(local) = subject
