@@ -13,9 +13,10 @@ BPFFS=/sys/fs/bpf/vigil-sockperf-$$
 command -v sockperf >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q sockperf; }
 
 agents=()
+server=
 cleanup() {
-  for pid in "${agents[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for pid in "${agents[@]}" $server; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${agents[@]}" $server; do wait "$pid" 2>/dev/null || true; done
   for node in node-1 node-2; do "$BIN/node-agent" --node "$node" --state "$STATE" --bpffs "$BPFFS" --uninstall >/dev/null 2>&1 || true; done
   rm -rf "$BPFFS"
   "$BIN/lab" down --state "$STATE" >/dev/null 2>&1 || true
@@ -30,12 +31,13 @@ pods:
   - {name: client, namespace: bench, node: node-1, labels: {app: client}}
   - {name: server, namespace: bench, node: node-2, labels: {app: server}}
 TOPO
-"$BIN/lab" up "$STATE/topology.yaml" --state "$STATE" --prefix vgsp >/dev/null
+"$BIN/lab" up "$STATE/topology.yaml" --state "$STATE" --prefix "sp$(printf %04x $((RANDOM)))" >/dev/null
 SERVER_IP=$(python3 -c "import json;print([i for i in json.load(open('$STATE/lab.json'))['pods']['bench/server']['ips'] if ':' not in i][0])")
 CLIENT_IP=$(python3 -c "import json;print([i for i in json.load(open('$STATE/lab.json'))['pods']['bench/client']['ips'] if ':' not in i][0])")
 NODE2_NS=$(python3 -c "import json;print(json.load(open('$STATE/lab.json'))['nodes']['node-2']['netns'])")
 
 "$BIN/lab" exec --state "$STATE" bench/server -- sockperf server --tcp -i 0.0.0.0 -p 11111 >"$STATE/server.log" 2>&1 &
+server=$!
 sleep 1
 
 measure() { # prints "avg p50 p99" in microseconds
@@ -44,8 +46,8 @@ measure() { # prints "avg p50 p99" in microseconds
 import re,sys
 t=sys.stdin.read()
 avg=re.search(r"avg-latency=([0-9.]+)",t).group(1)
-p50=re.search(r"<50\.000> percentile : *([0-9.]+)",t).group(1)
-p99=re.search(r"<99\.000> percentile : *([0-9.]+)",t).group(1)
+p50=re.search(r"percentile 50\.000 = *([0-9.]+)",t).group(1)
+p99=re.search(r"percentile 99\.000 = *([0-9.]+)",t).group(1)
 print(avg,p50,p99)'
 }
 
@@ -71,33 +73,51 @@ print(f"-A FORWARD -d {server}/32 -j VIGILBENCH")
 print("COMMIT")
 PY
 
-none=$(measure)
-
+start_agents() {
+  for node in node-1 node-2; do
+    "$BIN/node-agent" --node "$node" --state "$STATE" --bpffs "$BPFFS" >>"$STATE/agent-$node.log" 2>&1 &
+    agents+=($!)
+  done
+  for node in node-1 node-2; do
+    for _ in $(seq 300); do grep -qs '"generation": [1-9]' "$STATE/status/$node.json" && break; sleep 0.1; done
+  done
+}
+stop_agents() {
+  for pid in "${agents[@]}"; do kill "$pid"; done
+  for pid in "${agents[@]}"; do wait "$pid" 2>/dev/null || true; done
+  agents=()
+  for node in node-1 node-2; do "$BIN/node-agent" --node "$node" --state "$STATE" --bpffs "$BPFFS" --uninstall >/dev/null 2>&1; done
+  rm -rf "$STATE/status"
+}
 mkdir -p "$STATE/policies"
 cp "$STATE/policy.yaml" "$STATE/policies/"
-for node in node-1 node-2; do
-  "$BIN/node-agent" --node "$node" --state "$STATE" --bpffs "$BPFFS" >"$STATE/agent-$node.log" 2>&1 &
-  agents+=($!)
-done
-for node in node-1 node-2; do
-  for _ in $(seq 300); do grep -qs '"generation": [1-9]' "$STATE/status/$node.json" && break; sleep 0.1; done
-done
-vigil=$(measure)
-for pid in "${agents[@]}"; do kill "$pid"; done; wait "${agents[@]}" 2>/dev/null || true; agents=()
-for node in node-1 node-2; do "$BIN/node-agent" --node "$node" --state "$STATE" --bpffs "$BPFFS" --uninstall >/dev/null; done
 
-ip netns exec "$NODE2_NS" iptables-restore < "$STATE/iptables.rules"
-naive=$(measure)
-ip netns exec "$NODE2_NS" iptables -I FORWARD 1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-shortcut=$(measure)
+# Interleaved rounds, so drifts of the machine hit every setup alike; medians are reported.
+declare -A results
+for round in $(seq "${ROUNDS:-3}"); do
+  results[none]+="$(measure);"
+  start_agents
+  results[vigil]+="$(measure);"
+  stop_agents
+  ip netns exec "$NODE2_NS" iptables-restore < "$STATE/iptables.rules"
+  results[naive]+="$(measure);"
+  ip netns exec "$NODE2_NS" iptables -I FORWARD 1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+  results[shortcut]+="$(measure);"
+  ip netns exec "$NODE2_NS" iptables -F FORWARD
+  ip netns exec "$NODE2_NS" iptables -F VIGILBENCH
+  ip netns exec "$NODE2_NS" iptables -X VIGILBENCH
+done
 
-ratio() { python3 -c "print(f'{$1/$2:.3f}x')"; }
-echo "sockperf ping-pong, TCP, ${DURATION}s each, pod on node-1 -> pod on node-2, $RULES rules"
+median() { # "a b c;a b c;..." column -> median
+  python3 -c "import statistics,sys; rows=[r.split() for r in sys.argv[1].split(';') if r]; print(' '.join(f'{statistics.median(float(r[i]) for r in rows):.2f}' for i in range(3)))" "$1"
+}
+base=$(median "${results[none]}")
+echo "sockperf ping-pong, TCP, ${DURATION}s per measurement, ${ROUNDS:-3} interleaved rounds (median), pod on node-1 -> pod on node-2, $RULES rules"
 echo
 echo "| setup | avg us | p50 us | p99 us | avg vs no program |"
 echo "|---|---|---|---|---|"
 for name in none vigil naive shortcut; do
-  set -- ${!name}
+  set -- $(median "${results[$name]}")
   label=$(case $name in none) echo "no program";; vigil) echo "Vigil eBPF, $RULES rules";; naive) echo "iptables chain, $RULES rules";; shortcut) echo "iptables, ESTABLISHED first + $RULES rules";; esac)
-  echo "| $label | $1 | $2 | $3 | $(ratio "$1" "${none%% *}") |"
+  echo "| $label | $1 | $2 | $3 | $(python3 -c "print(f'{$1/${base%% *}:.3f}x')") |"
 done

@@ -1,12 +1,13 @@
 //! Datapath cost per packet through `BPF_PROG_TEST_RUN`, all measured in one run so the ratios
 //! are comparable: the allow-all program (the cost of a tc program that does nothing), and
-//! Vigil's program with 10, 1,000 and 10,000 rules over 1,000 identities, on the two paths a
+//! Vigil's program with 10, 1,000 and 10,000 rules over 1,000 identities (see `bench_world`), on
+//! the two paths a
 //! packet can take: a new connection (conntrack miss, ipcache and decision lookups, an event)
 //! and an established one (conntrack hit). Also the time to install a generation.
 //!
 //! Run as root: `cargo bench -p vigil-node-agent --bench datapath` (or `make bench`).
 
-use std::{net::IpAddr, path::PathBuf, time::Instant};
+use std::{fmt::Write as _, path::PathBuf, time::Instant};
 
 use aya::programs::{TestRun, TestRunOptions};
 use vigil_node_agent::{
@@ -14,7 +15,7 @@ use vigil_node_agent::{
     datapath::{Datapath, Options},
     packet::{self, Spec},
 };
-use vigil_policy::{Action, Direction, compile, evaluate, testing};
+use vigil_policy::{Action, Cluster, Direction, PolicySet, compile, evaluate, parse_cluster_file, parse_policy_file};
 
 const REPEAT: u32 = 200_000;
 const ROUNDS: usize = 5;
@@ -90,63 +91,20 @@ fn main() {
 
     let mut rows = Vec::new();
     for rules in [10, 1_000, 10_000] {
-        let world = testing::scale_world(rules, 1_000, 7);
+        let (set, cluster) = bench_world(rules);
         let started = Instant::now();
-        let compiled = compile(&world.set, &world.cluster, &world.node);
+        let compiled = compile(&set, &cluster, "n1");
         let compile_ms = started.elapsed().as_secs_f64() * 1e3;
-
-        // A subject and two packets the evaluator says are denied / allowed as new connections.
-        let probes = testing::probes(&world, 11, 20_000);
-        let pick = |want: Action| {
-            probes
-                .iter()
-                .filter(|p| p.dir == Direction::Ingress && p.proto == 6 && p.peer.is_ipv4())
-                .find(|p| {
-                    let subject = &world.cluster.endpoints[p.endpoint];
-                    evaluate(
-                        &world.set,
-                        &world.cluster,
-                        subject,
-                        p.dir,
-                        p.peer,
-                        p.proto,
-                        p.port,
-                    )
-                    .enforced
-                    .action
-                        == want
-                })
-                .cloned()
-                .unwrap_or_else(|| {
-                    panic!("no {want:?} probe in the scale world with {rules} rules")
-                })
-        };
-        let denied = pick(Action::Deny);
-        let subject = &world.cluster.endpoints[denied.endpoint];
-        let local: IpAddr = subject.ips.iter().cloned().find(IpAddr::is_ipv4).unwrap();
-        let allowed = probes
-            .iter()
-            .filter(|p| {
-                p.endpoint == denied.endpoint
-                    && p.dir == Direction::Ingress
-                    && p.proto == 6
-                    && p.peer.is_ipv4()
-            })
-            .find(|p| {
-                evaluate(
-                    &world.set,
-                    &world.cluster,
-                    subject,
-                    p.dir,
-                    p.peer,
-                    p.proto,
-                    p.port,
-                )
-                .enforced
-                .action
-                    == Action::Allow
-            })
-            .cloned();
+        let subject = &cluster.endpoints[0];
+        let local = subject.ips[0];
+        let peer = cluster.endpoints[1].ips[0];
+        // Rule 1 admits pod-1 on port 1000; nothing admits it on port 80.
+        let denied = (peer, 80u16);
+        let allowed = (peer, 1000u16);
+        for (port, want) in [(denied.1, Action::Deny), (allowed.1, Action::Allow)] {
+            let got = evaluate(&set, &cluster, subject, Direction::Ingress, peer, 6, port).enforced.action;
+            assert_eq!(got, want, "bench world: port {port}");
+        }
 
         let started = Instant::now();
         bench
@@ -157,16 +115,11 @@ fn main() {
             .expect("install");
         let install_ms = started.elapsed().as_secs_f64() * 1e3;
 
-        let new_frame = packet::build(&Spec::tcp_syn(denied.peer, local, 40_000, denied.port));
+        let new_frame = packet::build(&Spec::tcp_syn(denied.0, local, 40_000, denied.1));
         let new_ns = bench.ns_per_packet(abi::programs::TO_ENDPOINT, &new_frame);
         // An allowed SYN creates the conntrack entry on the first run; the rest hit it.
-        let established_ns = match allowed {
-            Some(p) => {
-                let frame = packet::build(&Spec::tcp_syn(p.peer, local, 40_001, p.port));
-                bench.ns_per_packet(abi::programs::TO_ENDPOINT, &frame)
-            }
-            None => f64::NAN,
-        };
+        let frame = packet::build(&Spec::tcp_syn(allowed.0, local, 40_001, allowed.1));
+        let established_ns = bench.ns_per_packet(abi::programs::TO_ENDPOINT, &frame);
         rows.push(Row {
             rules,
             decisions: compiled.decisions.len(),
@@ -203,4 +156,35 @@ fn main() {
         large.new_ns / small.new_ns,
         large.established_ns / small.established_ns
     );
+}
+
+/// 1,000 endpoints with one identity each on node n1, and one Kubernetes NetworkPolicy selecting
+/// pod-0 with `rules` ingress rules: rule k admits pod-(k mod 1000) on TCP port 1000 + k / 1000.
+fn bench_world(rules: usize) -> (PolicySet, Cluster) {
+    let mut endpoints = String::new();
+    for i in 0..1_000u32 {
+        writeln!(
+            endpoints,
+            "---\napiVersion: vigil.dev/v1\nkind: Endpoint\nmetadata: {{name: pod-{i}, namespace: bench, labels: {{app: a{i}}}}}\nspec: {{node: n1, interface: veth{i}, ips: [10.1.{}.{}]}}",
+            i / 250,
+            i % 250 + 1
+        )
+        .unwrap();
+    }
+    let mut policy = String::from(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: bench, namespace: bench}\nspec:\n  podSelector: {matchLabels: {app: a0}}\n  ingress:\n",
+    );
+    for k in 0..rules {
+        writeln!(
+            policy,
+            "    - from: [{{podSelector: {{matchLabels: {{app: a{}}}}}}}]\n      ports: [{{port: {}}}]",
+            k % 1_000,
+            1_000 + k / 1_000
+        )
+        .unwrap();
+    }
+    let parsed = parse_cluster_file("bench-endpoints.yaml", &endpoints).expect("bench endpoints");
+    let policies = parse_policy_file("bench-policy.yaml", &policy).expect("bench policy");
+    let cluster = Cluster { endpoints: parsed.endpoints, namespaces: parsed.namespaces, nodes: parsed.nodes };
+    (PolicySet::new(policies.policies, policies.tiers).expect("bench set"), cluster)
 }
