@@ -322,45 +322,23 @@ impl Datapath {
                     .map_mut(abi::maps::ENDPOINTS)
                     .context("map vigil_endpoints missing")?,
             )?;
-            let stale: Vec<EndpointKey> = map
-                .keys()
-                .filter_map(Result::ok)
-                .filter(|k| k.slot == u32::from(slot))
-                .collect();
+            let mut stale = Vec::new();
+            for key in map.keys() {
+                let key = key.context("list vigil_endpoints")?;
+                if key.slot == u32::from(slot) {
+                    stale.push(key);
+                }
+            }
             for key in stale {
                 map.remove(&key).context("purge endpoint entry")?;
             }
         }
-        {
-            let mut map: LpmTrie<&mut MapData, IpcacheKeyData, IpcacheValue> = LpmTrie::try_from(
-                self.ebpf
-                    .map_mut(abi::maps::IPCACHE)
-                    .context("map vigil_ipcache missing")?,
-            )?;
-            let stale: Vec<_> = map
-                .keys()
-                .filter_map(Result::ok)
-                .filter(|k| k.data().slot == slot)
-                .collect();
-            for key in stale {
-                map.remove(&key).context("purge ipcache entry")?;
-            }
-        }
-        {
-            let mut map: LpmTrie<&mut MapData, PolicyKeyData, PolicyValue> = LpmTrie::try_from(
-                self.ebpf
-                    .map_mut(abi::maps::POLICY)
-                    .context("map vigil_policy missing")?,
-            )?;
-            let stale: Vec<_> = map
-                .keys()
-                .filter_map(Result::ok)
-                .filter(|k| k.data().slot == slot)
-                .collect();
-            for key in stale {
-                map.remove(&key).context("purge decision entry")?;
-            }
-        }
+        purge_lpm::<IpcacheKeyData, IpcacheValue>(&mut self.ebpf, abi::maps::IPCACHE, |k| {
+            k.slot == slot
+        })?;
+        purge_lpm::<PolicyKeyData, PolicyValue>(&mut self.ebpf, abi::maps::POLICY, |k| {
+            k.slot == slot
+        })?;
         Ok(())
     }
 
@@ -395,6 +373,30 @@ impl Datapath {
             .context("ring buffer already taken")?;
         RingBuf::try_from(map).context("open the event ring buffer")
     }
+}
+
+/// Removes every entry of the LPM trie `name` whose key data is `stale`.
+fn purge_lpm<K: aya::Pod, V: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &str,
+    stale: impl Fn(&K) -> bool,
+) -> anyhow::Result<()> {
+    let mut map: LpmTrie<&mut MapData, K, V> = LpmTrie::try_from(
+        ebpf.map_mut(name)
+            .with_context(|| format!("map {name} missing"))?,
+    )?;
+    let mut keys = Vec::new();
+    for key in map.keys() {
+        let key = key.with_context(|| format!("list {name}"))?;
+        if stale(&key.data()) {
+            keys.push(key);
+        }
+    }
+    for key in keys {
+        map.remove(&key)
+            .with_context(|| format!("purge an entry of {name}"))?;
+    }
+    Ok(())
 }
 
 /// The decision-table key and value for one compiled entry in `slot`.
