@@ -19,9 +19,11 @@ lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-# Datapath ns/packet (BPF_PROG_TEST_RUN), policy compile time, pod-to-pod latency vs iptables.
+# Datapath ns/packet (BPF_PROG_TEST_RUN), event enrichment rate, policy compile time,
+# pod-to-pod latency vs iptables.
 bench: setup
 	cargo build --workspace --release --bins
 	cargo bench -p vigil-node-agent --bench datapath
+	cargo bench -p vigil-node-agent --bench observe
 	cargo run --release -p vigil-policy --example compile_bench
 	bash scripts/bench-sockperf.sh

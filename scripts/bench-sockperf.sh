@@ -75,7 +75,8 @@ PY
 
 start_agents() {
   for node in node-1 node-2; do
-    "$BIN/node-agent" --node "$node" --state "$STATE" --bpffs "$BPFFS" >>"$STATE/agent-$node.log" 2>&1 &
+    "$BIN/node-agent" --node "$node" --state "$STATE" --bpffs "$BPFFS" --listen 127.0.0.1:0 --metrics none \
+      >>"$STATE/agent-$node.log" 2>&1 &
     agents+=($!)
   done
   for node in node-1 node-2; do

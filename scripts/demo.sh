@@ -38,10 +38,14 @@ rm -f "$STATE"/policies/*.yaml "$STATE"/flows-*.jsonl
 "$BIN/lab" up "$TOPOLOGY" --state "$STATE" --prefix vgdemo
 cp demo/policies/*.yaml "$STATE/policies/"
 
+# One agent per node: observers on 4244 and 4246, metrics on 9965 and 9966.
+port=0
 for node in node-1 node-2; do
   "$BIN/node-agent" --node "$node" --state "$STATE" --bpffs "$BPFFS" \
+    --listen "127.0.0.1:$((4244 + 2 * port))" --metrics "127.0.0.1:$((9965 + port))" \
     --flow-log "$STATE/flows-$node.jsonl" >"$STATE/logs/agent-$node.log" 2>&1 &
   pids+=($!)
+  port=$((port + 1))
 done
 
 for node in node-1 node-2; do
@@ -80,8 +84,13 @@ cat <<MSG
 
 Vigil demo is running: the lab of $TOPOLOGY, one node-agent per node, policies from demo/policies/.
 
-  Verdicts, one JSON object per flow (the policy that decided each one included):
-    tail -f $STATE/flows-node-*.jsonl
+  Watch verdicts live, with the policy behind each one (node-1's agent; node-2's is :4246):
+    $BIN/observe --server 127.0.0.1:4244 -f --print-policy-names
+    $BIN/observe --server 127.0.0.1:4246 --verdict DROPPED --last 20
+    $BIN/observe --server 127.0.0.1:4246 --policy deny-ssh -o json --last 5
+    $BIN/observe --server 127.0.0.1:4244 status
+  Prometheus metrics: curl -s 127.0.0.1:9965/metrics
+  The same flows as JSON lines, per node: tail -f $STATE/flows-node-*.jsonl
   What each agent enforces (generation, endpoints, refused files, warnings, counters):
     cat $STATE/status/node-1.json
   Try a policy change; it applies to new connections within a poll interval:

@@ -15,7 +15,9 @@ use vigil_node_agent::{
     datapath::{Datapath, Options},
     packet::{self, Spec},
 };
-use vigil_policy::{Action, Cluster, Direction, PolicySet, compile, evaluate, parse_cluster_file, parse_policy_file};
+use vigil_policy::{
+    Action, Cluster, Direction, PolicySet, compile, evaluate, parse_cluster_file, parse_policy_file,
+};
 
 const REPEAT: u32 = 200_000;
 const ROUNDS: usize = 5;
@@ -102,7 +104,9 @@ fn main() {
         let denied = (peer, 80u16);
         let allowed = (peer, 1000u16);
         for (port, want) in [(denied.1, Action::Deny), (allowed.1, Action::Allow)] {
-            let got = evaluate(&set, &cluster, subject, Direction::Ingress, peer, 6, port).enforced.action;
+            let got = evaluate(&set, &cluster, subject, Direction::Ingress, peer, 6, port)
+                .enforced
+                .action;
             assert_eq!(got, want, "bench world: port {port}");
         }
 
@@ -185,6 +189,13 @@ fn bench_world(rules: usize) -> (PolicySet, Cluster) {
     }
     let parsed = parse_cluster_file("bench-endpoints.yaml", &endpoints).expect("bench endpoints");
     let policies = parse_policy_file("bench-policy.yaml", &policy).expect("bench policy");
-    let cluster = Cluster { endpoints: parsed.endpoints, namespaces: parsed.namespaces, nodes: parsed.nodes };
-    (PolicySet::new(policies.policies, policies.tiers).expect("bench set"), cluster)
+    let cluster = Cluster {
+        endpoints: parsed.endpoints,
+        namespaces: parsed.namespaces,
+        nodes: parsed.nodes,
+    };
+    (
+        PolicySet::new(policies.policies, policies.tiers).expect("bench set"),
+        cluster,
+    )
 }

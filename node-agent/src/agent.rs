@@ -4,22 +4,32 @@
 //! new local endpoint interfaces -> install the generation -> detach from interfaces that are
 //! gone -> remember the generation's tables for labelling events -> write the status file.
 //! A rejected manifest or an invalid set leaves the generation in force untouched.
+//!
+//! Around the loop: the event reader and the observer (see `events`), the gRPC observer on
+//! `--listen`, `/metrics` on `--metrics`, and the flow log writer. The loop also turns the
+//! datapath's `events_lost` counter into `PERF_EVENT_RING_BUFFER` lost events. A listener that
+//! cannot bind is logged and reported in the status file; enforcement goes on without it.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
     path::PathBuf,
-    sync::{Arc, RwLock},
+    sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
 
 use anyhow::Context as _;
 use serde::Serialize;
-use tracing::{error, info, info_span, warn};
+use tracing::{Instrument as _, error, info, info_span, warn};
 use vigil_policy::{PolicySet, compile};
 
 use crate::{
     datapath::{Datapath, Interface, Stats},
-    events::{self, CounterSnapshot, Counters, FlowRecord, Generations},
+    events::{self, CounterSnapshot, Counters, Generations},
+    flowlog::FlowRecord,
+    flows,
+    metrics::Gauges,
+    observer::{self, Hub},
     sources::Sources,
     sys,
 };
@@ -35,6 +45,14 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// Where flow records are appended as JSON lines, if anywhere.
     pub flow_log: Option<PathBuf>,
+    /// Where the Hubble-compatible Observer gRPC service listens.
+    pub listen: SocketAddr,
+    /// Where `GET /metrics` is served, if anywhere.
+    pub metrics: Option<SocketAddr>,
+    /// Capacity of the in-memory flow ring.
+    pub max_flows: usize,
+    /// Capacity of the queue between the ring-buffer reader and the observer, in events.
+    pub events_queue: usize,
 }
 
 /// The status file: what is in force, what was rejected, and the counters.
@@ -50,6 +68,12 @@ struct Status<'a> {
     warnings: Vec<String>,
     datapath: Stats,
     events: CounterSnapshot,
+    /// The observer's gRPC address (the port actually bound, also for `--listen ...:0`).
+    observer: Option<String>,
+    /// The `/metrics` address actually bound.
+    metrics: Option<String>,
+    /// Why a listener could not start.
+    listener_errors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,9 +104,52 @@ struct Loop {
     endpoints: Vec<StatusEndpoint>,
     set_error: Option<String>,
     attach_errors: Vec<String>,
+    /// Local endpoint interfaces not attached at the last reconcile.
+    unattached: Vec<Interface>,
+    /// No attach retry before this instant (a persistent failure must not spin).
+    retry_after: std::time::Instant,
+    hub: Arc<Hub>,
+    gauges: Arc<Mutex<Gauges>>,
+    lost_reported: Option<u64>,
+    observer_addr: Option<String>,
+    metrics_addr: Option<String>,
+    listener_errors: Vec<String>,
 }
 
+/// The least time between two attempts to attach to interfaces that failed.
+const ATTACH_RETRY: Duration = Duration::from_secs(2);
+
 impl Loop {
+    /// Whether an interface that could not be attached has appeared since (checked no more
+    /// often than [`ATTACH_RETRY`]), so a reconcile may now attach it.
+    fn unattached_appeared(&self) -> bool {
+        if self.unattached.is_empty() || std::time::Instant::now() < self.retry_after {
+            return false;
+        }
+        self.unattached.iter().any(|(netns, ifname)| {
+            sys::run_in(netns.as_deref(), || sys::ifindex(ifname)).is_ok_and(|r| r.is_ok())
+        })
+    }
+
+    /// Reports growth of the datapath's `events_lost` counter as a lost-event notice, and
+    /// refreshes the gauges `/metrics` shows.
+    fn sample_datapath(&mut self) -> Stats {
+        let stats = self.datapath.stats().unwrap_or_default();
+        // The first sample is the baseline: losses of an earlier agent on adopted maps are not ours.
+        let before = *self.lost_reported.get_or_insert(stats.events_lost);
+        if stats.events_lost > before {
+            self.hub.push_lost(
+                vigil_proto::flow::LostEventSource::PerfEventRingBuffer,
+                stats.events_lost - before,
+            );
+        }
+        self.lost_reported = Some(stats.events_lost);
+        let mut g = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        g.generation = self.generation;
+        g.datapath = stats;
+        stats
+    }
+
     fn reconcile(&mut self) -> anyhow::Result<()> {
         let (policies, tiers) = self.sources.policies();
         let count = policies.len();
@@ -112,6 +179,7 @@ impl Loop {
             );
         }
         self.attach_errors.clear();
+        self.unattached.clear();
         let mut ifindex_by_endpoint: BTreeMap<(String, String), u32> = BTreeMap::new();
         for (iface, owner) in &wanted {
             let current = sys::run_in(iface.0.as_deref(), || sys::ifindex(&iface.1))
@@ -145,10 +213,12 @@ impl Loop {
                 }
                 None => {
                     self.attached.remove(iface);
+                    self.unattached.push(iface.clone());
                 }
             }
         }
         self.attached.retain(|iface, _| wanted.contains_key(iface));
+        self.retry_after = std::time::Instant::now() + ATTACH_RETRY;
 
         let lookup = |ns: &str, name: &str| {
             ifindex_by_endpoint
@@ -190,11 +260,12 @@ impl Loop {
         self.generations
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(generation, compiled, cluster);
+            .insert(generation, &compiled, &cluster);
         Ok(())
     }
 
-    fn write_status(&self) -> anyhow::Result<()> {
+    fn write_status(&mut self) -> anyhow::Result<()> {
+        let datapath = self.sample_datapath();
         let rejected = self
             .sources
             .rejected()
@@ -210,8 +281,11 @@ impl Loop {
             set_error: self.set_error.clone(),
             attach_errors: self.attach_errors.clone(),
             warnings: self.sources.warnings(),
-            datapath: self.datapath.stats().unwrap_or_default(),
+            datapath,
             events: self.counters.snapshot(),
+            observer: self.observer_addr.clone(),
+            metrics: self.metrics_addr.clone(),
+            listener_errors: self.listener_errors.clone(),
         };
         let dir = self.settings.state_dir.join("status");
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
@@ -224,31 +298,64 @@ impl Loop {
     }
 }
 
-/// Writes flow records as JSON lines.
+/// Writes every flow of the ring as a JSON line, following the ring like a client does.
 async fn flow_log_writer(
     path: PathBuf,
-    mut records: tokio::sync::mpsc::Receiver<FlowRecord>,
+    hub: Arc<Hub>,
+    counters: Arc<Counters>,
 ) -> anyhow::Result<()> {
-    use tokio::io::AsyncWriteExt as _;
-    let file = tokio::fs::OpenOptions::new()
+    use std::io::Write as _;
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
-        .await
         .with_context(|| format!("open flow log {}", path.display()))?;
-    let mut out = tokio::io::BufWriter::new(file);
-    while let Some(record) = records.recv().await {
-        let mut line = serde_json::to_vec(&record)?;
-        line.push(b'\n');
-        out.write_all(&line)
-            .await
-            .with_context(|| format!("write flow log {}", path.display()))?;
-        if records.is_empty() {
-            out.flush().await?;
+    let mut out = std::io::BufWriter::new(file);
+    let mut wake = hub.subscribe();
+    let (mut cursor, mut batch) = (0u64, Vec::new());
+    loop {
+        wake.borrow_and_update();
+        let lost = hub.read_from(&mut cursor, 1024, &mut batch);
+        if lost > 0 {
+            counters
+                .flow_log_lost
+                .fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
+            warn!(lost, "the flow log fell behind the flow ring");
+        }
+        if batch.is_empty() {
+            out.flush()
+                .with_context(|| format!("write flow log {}", path.display()))?;
+            if wake.changed().await.is_err() {
+                return Ok(());
+            }
+            continue;
+        }
+        for entry in batch.drain(..) {
+            if let crate::ring::Entry::Flow(f) = &*entry {
+                let mut line = serde_json::to_vec(&FlowRecord::from_flow(f))?;
+                line.push(b'\n');
+                out.write_all(&line)
+                    .with_context(|| format!("write flow log {}", path.display()))?;
+            }
         }
     }
-    out.flush().await?;
-    Ok(())
+}
+
+/// Binds a listener, recording the address bound or the error.
+async fn bind(
+    what: &str,
+    addr: SocketAddr,
+    errors: &mut Vec<String>,
+) -> Option<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            let message = format!("{what}: listen on {addr}: {e}");
+            error!(error = %message, "listener not started; enforcement goes on");
+            errors.push(message);
+            None
+        }
+    }
 }
 
 /// Runs the agent until SIGINT or SIGTERM. Enforcement stays in the kernel when it stops.
@@ -257,23 +364,76 @@ pub async fn run(settings: Settings, mut datapath: Datapath) -> anyhow::Result<(
     let _enter = span.enter();
     let generations = Arc::new(RwLock::new(Generations::default()));
     let counters = Arc::new(Counters::default());
+    let hub = Arc::new(Hub::new(&settings.node, settings.max_flows));
+    let gauges = Arc::new(Mutex::new(Gauges::default()));
     let ring = datapath.take_events()?;
-    let (tx, rx) = tokio::sync::mpsc::channel(65_536);
-    let reader = tokio::spawn(events::read_ring(
-        ring,
-        settings.node.clone(),
-        generations.clone(),
-        counters.clone(),
-        tx,
-    ));
-    let writer = match settings.flow_log.clone() {
-        Some(path) => tokio::spawn(flow_log_writer(path, rx)),
-        None => tokio::spawn(async move {
-            let mut rx = rx;
-            while rx.recv().await.is_some() {}
-            Ok(())
-        }),
+    let (tx, rx) = tokio::sync::mpsc::channel(settings.events_queue.max(1));
+    let queue_probe = tx.clone();
+    let reader =
+        tokio::spawn(events::read_ring(ring, counters.clone(), tx).instrument(span.clone()));
+    let ctx = flows::Context {
+        node: settings.node.clone(),
+        boot_offset_ns: sys::boot_to_unix_offset_ns(),
+        uuid_prefix: {
+            use std::hash::{BuildHasher as _, Hasher as _};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write(settings.node.as_bytes());
+            h.finish()
+        },
     };
+    tokio::spawn(
+        events::observe(rx, ctx, generations.clone(), counters.clone(), hub.clone())
+            .instrument(span.clone()),
+    );
+    let writer = match settings.flow_log.clone() {
+        Some(path) => tokio::spawn(
+            flow_log_writer(path, hub.clone(), counters.clone()).instrument(span.clone()),
+        ),
+        None => tokio::spawn(std::future::pending()),
+    };
+    let mut listener_errors = Vec::new();
+    let mut observer_addr = None;
+    if let Some(listener) = bind("observer", settings.listen, &mut listener_errors).await {
+        let addr = observer::local_addr(&listener).unwrap_or(settings.listen);
+        info!(%addr, "observer gRPC listening");
+        observer_addr = Some(addr.to_string());
+        let service = observer::Service::new(hub.clone(), generations.clone(), addr.to_string());
+        tokio::spawn(
+            async move {
+                if let Err(e) = observer::serve(listener, service).await {
+                    error!(error = format!("{e:#}"), "observer gRPC server stopped");
+                }
+            }
+            .instrument(span.clone()),
+        );
+    }
+    let mut metrics_addr = None;
+    if let Some(addr) = settings.metrics
+        && let Some(listener) = bind("metrics", addr, &mut listener_errors).await
+    {
+        let addr = observer::local_addr(&listener).unwrap_or(addr);
+        info!(%addr, "metrics listening");
+        metrics_addr = Some(addr.to_string());
+        let (hub, gauges) = (hub.clone(), gauges.clone());
+        tokio::spawn(
+            async move {
+                let render = move || {
+                    let sampled = gauges.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    let g = Gauges {
+                        generation: sampled.generation,
+                        datapath: sampled.datapath,
+                        queue_len: (queue_probe.max_capacity() - queue_probe.capacity()) as u64,
+                        ..hub.gauges()
+                    };
+                    hub.metrics.render(&g)
+                };
+                if let Err(e) = crate::metrics::serve(listener, render).await {
+                    error!(error = format!("{e:#}"), "metrics server stopped");
+                }
+            }
+            .instrument(span.clone()),
+        );
+    }
     let mut state = Loop {
         settings: settings.clone(),
         datapath,
@@ -286,13 +446,21 @@ pub async fn run(settings: Settings, mut datapath: Datapath) -> anyhow::Result<(
         endpoints: Vec::new(),
         set_error: None,
         attach_errors: Vec::new(),
+        unattached: Vec::new(),
+        retry_after: std::time::Instant::now(),
+        hub,
+        gauges,
+        lost_reported: None,
+        observer_addr,
+        metrics_addr,
+        listener_errors,
     };
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut first = true;
     loop {
         let changed = tokio::task::block_in_place(|| state.sources.poll(&settings.state_dir))?;
-        // Interfaces may appear after their manifest: retry while any attach failed.
-        if changed || first || !state.attach_errors.is_empty() {
+        // Interfaces may appear after their manifest: reconcile again when one does.
+        if changed || first || state.unattached_appeared() {
             first = false;
             if let Err(e) = tokio::task::block_in_place(|| state.reconcile()) {
                 error!(

@@ -1,6 +1,6 @@
 //! `node-agent`: enforce Vigil policies on this node's endpoints and report every verdict.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
@@ -31,6 +31,20 @@ struct Args {
     /// Append every flow record to this file as JSON lines.
     #[arg(long)]
     flow_log: Option<PathBuf>,
+    /// Where the Hubble-compatible Observer gRPC service listens (`observe --server`, the
+    /// `hubble` CLI, the relay). Port 0 picks a free port; the status file shows the address.
+    #[arg(long, default_value = "127.0.0.1:4244")]
+    listen: SocketAddr,
+    /// Where Prometheus metrics are served (`GET /metrics`); `none` disables them.
+    #[arg(long, default_value = "127.0.0.1:9965")]
+    metrics: String,
+    /// Flows kept in memory for `GetFlows` (a ring: the oldest are overwritten).
+    #[arg(long, default_value_t = 65_536)]
+    max_flows: usize,
+    /// Capacity of the queue between the ring-buffer reader and the observer, in events; events
+    /// arriving while it is full are reported as OBSERVER_EVENTS_QUEUE lost events.
+    #[arg(long, default_value_t = 65_536)]
+    events_queue: usize,
     /// How often the state directory is re-read, in milliseconds.
     #[arg(long, default_value_t = 250)]
     poll_ms: u64,
@@ -72,6 +86,16 @@ fn main() -> anyhow::Result<()> {
         state_dir: args.state,
         poll_interval: Duration::from_millis(args.poll_ms),
         flow_log: args.flow_log,
+        listen: args.listen,
+        metrics: match args.metrics.as_str() {
+            "none" | "" => None,
+            addr => Some(
+                addr.parse()
+                    .with_context(|| format!("--metrics {addr}: expected ADDRESS:PORT or none"))?,
+            ),
+        },
+        max_flows: args.max_flows.max(1),
+        events_queue: args.events_queue.max(1),
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

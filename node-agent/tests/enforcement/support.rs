@@ -4,6 +4,8 @@
 //!
 //! Every resource is named with a unique prefix and removed by `Drop`, also when a test fails.
 
+#![allow(dead_code)]
+
 use std::{
     io::{BufRead as _, BufReader, Write as _},
     net::{IpAddr, SocketAddr, TcpStream, UdpSocket},
@@ -93,6 +95,8 @@ impl Lab {
             .arg(&self.bpffs)
             .arg("--flow-log")
             .arg(self.flow_log_path(node))
+            // Agents run side by side: free ports, read back from the status file.
+            .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -103,6 +107,18 @@ impl Lab {
         self.wait_status(node, "the agent's first generation", |s| {
             s["generation"].as_u64().unwrap_or(0) > 0
         });
+    }
+
+    /// The address of `node`'s observer gRPC service (from its status file).
+    pub fn observer_addr(&self, node: &str) -> String {
+        let s = self.wait_status(node, "the observer address", |s| s["observer"].is_string());
+        s["observer"].as_str().unwrap().to_owned()
+    }
+
+    /// The address of `node`'s `/metrics` (from its status file).
+    pub fn metrics_addr(&self, node: &str) -> String {
+        let s = self.wait_status(node, "the metrics address", |s| s["metrics"].is_string());
+        s["metrics"].as_str().unwrap().to_owned()
     }
 
     /// Kills the agent of `node` with SIGKILL (no clean shutdown).

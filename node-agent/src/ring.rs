@@ -1,0 +1,178 @@
+//! The observer's bounded in-memory ring of recent flows and lost-event notices, and the
+//! selection of what a `GetFlows` request returns from it.
+//!
+//! Writers never wait: a push into a full ring evicts the oldest entry. Every entry has a sequence
+//! number; a follower keeps a cursor and, when the writer has overtaken it, learns how many
+//! entries it missed (Hubble's `HUBBLE_RING_BUFFER` lost events). Pure: no locks, no I/O (the
+//! observer wraps it in a mutex).
+
+#[cfg(test)]
+mod tests;
+
+use std::{collections::VecDeque, sync::Arc};
+
+use vigil_proto::flow::{Flow, LostEvent};
+
+/// One ring entry.
+// Entries live behind `Arc`s and lost notices are rare: boxing the flow would cost an
+// allocation per flow for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    /// A flow.
+    Flow(Flow),
+    /// Events lost before they became flows (reported to every reader in order).
+    Lost {
+        /// The notice.
+        event: LostEvent,
+        /// When it was recorded, in Unix nanoseconds.
+        unix_ns: i128,
+    },
+}
+
+impl Entry {
+    /// The entry's time in Unix nanoseconds.
+    pub fn unix_ns(&self) -> i128 {
+        match self {
+            Entry::Flow(f) => f.time.as_ref().map_or(0, |t| {
+                i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
+            }),
+            Entry::Lost { unix_ns, .. } => *unix_ns,
+        }
+    }
+}
+
+/// A bounded ring with sequence numbers.
+#[derive(Debug)]
+pub struct Ring<T> {
+    entries: VecDeque<T>,
+    capacity: usize,
+    next: u64,
+}
+
+impl<T: Clone> Ring<T> {
+    /// An empty ring holding at most `capacity` (at least 1) entries.
+    pub fn new(capacity: usize) -> Ring<T> {
+        let capacity = capacity.max(1);
+        Ring {
+            entries: VecDeque::with_capacity(capacity.min(1 << 16)),
+            capacity,
+            next: 0,
+        }
+    }
+
+    /// Appends, returning the evicted oldest entry when full.
+    pub fn push(&mut self, item: T) -> Option<T> {
+        let evicted = (self.entries.len() == self.capacity)
+            .then(|| self.entries.pop_front())
+            .flatten();
+        self.entries.push_back(item);
+        self.next += 1;
+        evicted
+    }
+
+    /// The sequence number the next push gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next
+    }
+
+    /// The sequence number of the oldest entry held.
+    pub fn oldest_seq(&self) -> u64 {
+        self.next - self.entries.len() as u64
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The maximum number of entries.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Every entry held, oldest first.
+    pub fn snapshot(&self) -> Vec<T> {
+        self.entries.iter().cloned().collect()
+    }
+
+    /// Appends to `out` up to `max` entries from `*cursor` on and advances the cursor. Returns how
+    /// many entries the writer overwrote before this reader got to them (the cursor then jumps to
+    /// the oldest entry held).
+    pub fn read_from(&self, cursor: &mut u64, max: usize, out: &mut Vec<T>) -> u64 {
+        let oldest = self.oldest_seq();
+        let lost = oldest.saturating_sub(*cursor);
+        *cursor = (*cursor).max(oldest);
+        let start = (*cursor - oldest) as usize;
+        let take = max.min(self.entries.len().saturating_sub(start));
+        out.extend(self.entries.range(start..start + take).cloned());
+        *cursor += take as u64;
+        lost
+    }
+}
+
+/// What a request asks for, besides the filters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    /// The last (or first) N flows; 0 = no limit.
+    pub number: u64,
+    /// The first N instead of the last N.
+    pub first: bool,
+    /// Only entries at or after this Unix time (ns).
+    pub since: Option<i128>,
+    /// Only entries at or before this Unix time (ns).
+    pub until: Option<i128>,
+}
+
+/// Picks, from a snapshot (oldest first), what a request returns, in order: the flows passing
+/// `matches` inside the window, limited to the first or last `number`, plus the lost-event
+/// notices in the window that lie within the span returned (all of them when there is no limit).
+pub fn select(
+    entries: &[Arc<Entry>],
+    window: Window,
+    matches: impl Fn(&Flow) -> bool,
+) -> Vec<Arc<Entry>> {
+    let in_window = |e: &Entry| {
+        let t = e.unix_ns();
+        window.since.is_none_or(|s| t >= s) && window.until.is_none_or(|u| t <= u)
+    };
+    let mut out = Vec::new();
+    let mut flows = 0u64;
+    let mut take = |e: &Arc<Entry>| -> bool {
+        if window.number != 0 && flows >= window.number {
+            return false;
+        }
+        if !in_window(e) {
+            return true;
+        }
+        match &**e {
+            Entry::Flow(f) if matches(f) => {
+                flows += 1;
+                out.push(e.clone());
+            }
+            Entry::Flow(_) => {}
+            Entry::Lost { .. } => out.push(e.clone()),
+        }
+        true
+    };
+    if window.first {
+        for e in entries {
+            if !take(e) {
+                break;
+            }
+        }
+    } else {
+        for e in entries.iter().rev() {
+            if !take(e) {
+                break;
+            }
+        }
+        out.reverse();
+    }
+    out
+}

@@ -1,0 +1,90 @@
+use super::*;
+
+#[test]
+fn a_full_ring_evicts_the_oldest_and_readers_learn_what_they_missed() {
+    let mut ring = Ring::new(3);
+    for i in 0..3 {
+        assert_eq!(ring.push(i), None);
+    }
+    assert_eq!(ring.push(3), Some(0));
+    assert_eq!((ring.oldest_seq(), ring.next_seq(), ring.len()), (1, 4, 3));
+    let (mut cursor, mut out) = (0, Vec::new());
+    assert_eq!(
+        ring.read_from(&mut cursor, 2, &mut out),
+        1,
+        "entry 0 was overwritten"
+    );
+    assert_eq!((out.as_slice(), cursor), (&[1, 2][..], 3));
+    out.clear();
+    assert_eq!(ring.read_from(&mut cursor, 10, &mut out), 0);
+    assert_eq!((out.as_slice(), cursor), (&[3][..], 4));
+    out.clear();
+    assert_eq!(ring.read_from(&mut cursor, 10, &mut out), 0);
+    assert!(out.is_empty());
+}
+
+fn flow_at(secs: i64, port: u32) -> Arc<Entry> {
+    Arc::new(Entry::Flow(Flow {
+        time: Some(prost_types::Timestamp {
+            seconds: secs,
+            nanos: 0,
+        }),
+        policy_match_type: port,
+        ..Flow::default()
+    }))
+}
+
+fn lost_at(secs: i64) -> Arc<Entry> {
+    Arc::new(Entry::Lost {
+        event: LostEvent::default(),
+        unix_ns: i128::from(secs) * 1_000_000_000,
+    })
+}
+
+fn ids(entries: &[Arc<Entry>]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| match &**e {
+            Entry::Flow(f) => f.policy_match_type.to_string(),
+            Entry::Lost { .. } => "lost".into(),
+        })
+        .collect()
+}
+
+#[test]
+fn select_takes_the_last_or_first_n_matching_with_lost_notices_in_between() {
+    let entries = vec![
+        flow_at(1, 1),
+        flow_at(2, 2),
+        lost_at(3),
+        flow_at(4, 3),
+        flow_at(5, 4),
+    ];
+    let odd = |f: &Flow| f.policy_match_type % 2 == 1;
+    let last = |n| Window {
+        number: n,
+        ..Window::default()
+    };
+    assert_eq!(
+        ids(&select(&entries, last(0), |_| true)),
+        ["1", "2", "lost", "3", "4"]
+    );
+    assert_eq!(ids(&select(&entries, last(2), |_| true)), ["3", "4"]);
+    assert_eq!(
+        ids(&select(&entries, last(3), |_| true)),
+        ["2", "lost", "3", "4"]
+    );
+    assert_eq!(ids(&select(&entries, last(2), odd)), ["1", "lost", "3"]);
+    let first = Window {
+        number: 2,
+        first: true,
+        ..Window::default()
+    };
+    assert_eq!(ids(&select(&entries, first, |_| true)), ["1", "2"]);
+    let window = Window {
+        since: Some(2_000_000_000),
+        until: Some(4_000_000_000),
+        ..Window::default()
+    };
+    assert_eq!(ids(&select(&entries, window, |_| true)), ["2", "lost", "3"]);
+}
