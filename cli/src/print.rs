@@ -135,22 +135,7 @@ fn verdict(f: &Flow, color: bool) -> String {
 pub fn summary(f: &Flow) -> String {
     match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
         Some(Protocol::Tcp(t)) => {
-            let fl = t.flags.unwrap_or_default();
-            let names: Vec<&str> = [
-                (fl.syn, "SYN"),
-                (fl.fin, "FIN"),
-                (fl.rst, "RST"),
-                (fl.psh, "PSH"),
-                (fl.ack, "ACK"),
-                (fl.urg, "URG"),
-                (fl.ece, "ECE"),
-                (fl.cwr, "CWR"),
-                (fl.ns, "NS"),
-            ]
-            .into_iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, n)| n)
-            .collect();
+            let names = t.flags.unwrap_or_default().names();
             format!("TCP Flags: {}", names.join(", "))
         }
         Some(Protocol::Udp(_)) => "UDP".into(),

@@ -312,7 +312,7 @@ async fn flow_log_writer(
         .with_context(|| format!("open flow log {}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
     let mut wake = hub.subscribe();
-    let (mut cursor, mut batch) = (0u64, Vec::new());
+    let (mut cursor, mut batch) = (crate::ring::Cursor::default(), Vec::new());
     loop {
         wake.borrow_and_update();
         let lost = hub.read_from(&mut cursor, 1024, &mut batch);

@@ -240,24 +240,7 @@ impl FlowRecord {
             },
             is_reply: f.is_reply.unwrap_or(false),
             protocol,
-            tcp_flags: flags
-                .map(|fl| {
-                    [
-                        (fl.fin, "FIN"),
-                        (fl.syn, "SYN"),
-                        (fl.rst, "RST"),
-                        (fl.psh, "PSH"),
-                        (fl.ack, "ACK"),
-                        (fl.urg, "URG"),
-                        (fl.ece, "ECE"),
-                        (fl.cwr, "CWR"),
-                    ]
-                    .into_iter()
-                    .filter(|(on, _)| *on)
-                    .map(|(_, n)| n)
-                    .collect()
-                })
-                .unwrap_or_default(),
+            tcp_flags: flags.map(|fl| fl.names()).unwrap_or_default(),
             icmp,
             source: endpoint(
                 f.source.as_ref(),

@@ -36,7 +36,7 @@ use crate::{
     filter::{FilterError, Query},
     flows,
     metrics::{Gauges, Metrics},
-    ring::{self, Entry, Ring, Window},
+    ring::{self, Cursor, Entry, Ring, Window},
 };
 
 /// Entries a follower copies out of the ring per lock.
@@ -87,7 +87,8 @@ impl Hub {
         let (mut added, mut evicted) = (0u64, 0u64);
         for entry in entries {
             added += u64::from(matches!(entry, Entry::Flow(_)));
-            if let Some(old) = ring.push(Arc::new(entry)) {
+            let weight = entry.weight();
+            if let Some(old) = ring.push(Arc::new(entry), weight) {
                 evicted += u64::from(matches!(*old, Entry::Flow(_)));
             }
         }
@@ -121,14 +122,15 @@ impl Hub {
         }]);
     }
 
-    /// Every entry held and the sequence number after the last.
-    pub fn snapshot(&self) -> (Vec<Arc<Entry>>, u64) {
+    /// Every entry held and the cursor after the last.
+    pub fn snapshot(&self) -> (Vec<Arc<Entry>>, Cursor) {
         let ring = self.lock();
-        (ring.snapshot(), ring.next_seq())
+        (ring.snapshot(), ring.end())
     }
 
-    /// Copies up to `max` entries from `cursor`; returns how many the reader missed.
-    pub fn read_from(&self, cursor: &mut u64, max: usize, out: &mut Vec<Arc<Entry>>) -> u64 {
+    /// Copies up to `max` entries from `cursor`; returns how many events the reader missed (the
+    /// flows overwritten before it read them, and the events of overwritten lost notices).
+    pub fn read_from(&self, cursor: &mut Cursor, max: usize, out: &mut Vec<Arc<Entry>>) -> u64 {
         self.lock().read_from(cursor, max, out)
     }
 

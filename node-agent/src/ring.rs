@@ -2,9 +2,11 @@
 //! selection of what a `GetFlows` request returns from it.
 //!
 //! Writers never wait: a push into a full ring evicts the oldest entry. Every entry has a sequence
-//! number; a follower keeps a cursor and, when the writer has overtaken it, learns how many
-//! entries it missed (Hubble's `HUBBLE_RING_BUFFER` lost events). Pure: no locks, no I/O (the
-//! observer wraps it in a mutex).
+//! number and a weight (the events it stands for: 1 for a flow, the count for a lost-event
+//! notice); a follower keeps a cursor and, when the writer has overtaken it, learns how many
+//! events it missed, notices included, so a lagging reader's count of lost events stays exact
+//! (Hubble's `HUBBLE_RING_BUFFER` lost events). Pure: no locks, no I/O (the observer wraps it in
+//! a mutex).
 
 #[cfg(test)]
 mod tests;
@@ -31,6 +33,14 @@ pub enum Entry {
 }
 
 impl Entry {
+    /// The events this entry stands for: one flow, or the events a notice reports lost.
+    pub fn weight(&self) -> u64 {
+        match self {
+            Entry::Flow(_) => 1,
+            Entry::Lost { event, .. } => event.num_events_lost,
+        }
+    }
+
     /// The entry's time in Unix nanoseconds.
     pub fn unix_ns(&self) -> i128 {
         match self {
@@ -42,12 +52,24 @@ impl Entry {
     }
 }
 
-/// A bounded ring with sequence numbers.
+/// A bounded ring with sequence numbers and weights.
 #[derive(Debug)]
 pub struct Ring<T> {
-    entries: VecDeque<T>,
+    /// Each entry with the total weight pushed before it.
+    entries: VecDeque<(T, u64)>,
     capacity: usize,
     next: u64,
+    weight: u64,
+}
+
+/// A reader's place in a [`Ring`]: the next sequence number to read and the total weight pushed
+/// before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// The next sequence number to read.
+    pub seq: u64,
+    /// The weight pushed before `seq`.
+    pub weight: u64,
 }
 
 impl<T: Clone> Ring<T> {
@@ -58,17 +80,34 @@ impl<T: Clone> Ring<T> {
             entries: VecDeque::with_capacity(capacity.min(1 << 16)),
             capacity,
             next: 0,
+            weight: 0,
         }
     }
 
-    /// Appends, returning the evicted oldest entry when full.
-    pub fn push(&mut self, item: T) -> Option<T> {
+    /// Appends an entry standing for `weight` events, returning the evicted oldest entry when
+    /// full.
+    pub fn push(&mut self, item: T, weight: u64) -> Option<T> {
         let evicted = (self.entries.len() == self.capacity)
             .then(|| self.entries.pop_front())
-            .flatten();
-        self.entries.push_back(item);
+            .flatten()
+            .map(|(item, _)| item);
+        self.entries.push_back((item, self.weight));
         self.next += 1;
+        self.weight += weight;
         evicted
+    }
+
+    /// The cursor just after the newest entry.
+    pub fn end(&self) -> Cursor {
+        Cursor {
+            seq: self.next,
+            weight: self.weight,
+        }
+    }
+
+    /// The weight pushed before the entry at index `i` of `entries` (the total at the end).
+    fn weight_before(&self, i: usize) -> u64 {
+        self.entries.get(i).map_or(self.weight, |e| e.1)
     }
 
     /// The sequence number the next push gets.
@@ -98,20 +137,32 @@ impl<T: Clone> Ring<T> {
 
     /// Every entry held, oldest first.
     pub fn snapshot(&self) -> Vec<T> {
-        self.entries.iter().cloned().collect()
+        self.entries.iter().map(|(item, _)| item.clone()).collect()
     }
 
-    /// Appends to `out` up to `max` entries from `*cursor` on and advances the cursor. Returns how
-    /// many entries the writer overwrote before this reader got to them (the cursor then jumps to
-    /// the oldest entry held).
-    pub fn read_from(&self, cursor: &mut u64, max: usize, out: &mut Vec<T>) -> u64 {
+    /// Appends to `out` up to `max` entries from `cursor` on and advances it. Returns the weight
+    /// of the entries the writer overwrote before this reader got to them (the cursor then jumps
+    /// to the oldest entry held).
+    pub fn read_from(&self, cursor: &mut Cursor, max: usize, out: &mut Vec<T>) -> u64 {
         let oldest = self.oldest_seq();
-        let lost = oldest.saturating_sub(*cursor);
-        *cursor = (*cursor).max(oldest);
-        let start = (*cursor - oldest) as usize;
+        let mut lost = 0;
+        if cursor.seq < oldest {
+            let oldest_weight = self.weight_before(0);
+            lost = oldest_weight.saturating_sub(cursor.weight);
+            *cursor = Cursor {
+                seq: oldest,
+                weight: oldest_weight,
+            };
+        }
+        let start = (cursor.seq - oldest) as usize;
         let take = max.min(self.entries.len().saturating_sub(start));
-        out.extend(self.entries.range(start..start + take).cloned());
-        *cursor += take as u64;
+        out.extend(
+            self.entries
+                .range(start..start + take)
+                .map(|(item, _)| item.clone()),
+        );
+        cursor.seq += take as u64;
+        cursor.weight = self.weight_before(start + take);
         lost
     }
 }

@@ -13,7 +13,7 @@ fn lost_events_are_ring_entries_and_a_slow_reader_is_told_what_it_missed() {
     hub.push_flows(vec![flow(1), flow(2)]);
     hub.push_lost(flow::LostEventSource::PerfEventRingBuffer, 5);
     let (snapshot, next) = hub.snapshot();
-    assert_eq!((snapshot.len(), next), (3, 3));
+    assert_eq!((snapshot.len(), next.seq, next.weight), (3, 3, 7));
     assert_eq!(hub.counts(), (2, 4, 2));
     let r = response(&snapshot[2], "node-1");
     match r.response_types {
@@ -25,8 +25,9 @@ fn lost_events_are_ring_entries_and_a_slow_reader_is_told_what_it_missed() {
     }
     // A reader at 0 while the writer pushes 6 more into a ring of 4.
     hub.push_flows((3..9).map(flow).collect());
-    let (mut cursor, mut out) = (0, Vec::new());
-    assert_eq!(hub.read_from(&mut cursor, 100, &mut out), 5);
+    let (mut cursor, mut out) = (Cursor::default(), Vec::new());
+    // Five entries were overwritten: four flows and the notice of 5 lost events.
+    assert_eq!(hub.read_from(&mut cursor, 100, &mut out), 9);
     assert_eq!(out.len(), 4);
     assert_eq!(hub.counts(), (4, 4, 8));
     match overtaken(&hub, 5) {

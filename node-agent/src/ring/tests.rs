@@ -4,23 +4,41 @@ use super::*;
 fn a_full_ring_evicts_the_oldest_and_readers_learn_what_they_missed() {
     let mut ring = Ring::new(3);
     for i in 0..3 {
-        assert_eq!(ring.push(i), None);
+        assert_eq!(ring.push(i, 1), None);
     }
-    assert_eq!(ring.push(3), Some(0));
+    assert_eq!(ring.push(3, 1), Some(0));
     assert_eq!((ring.oldest_seq(), ring.next_seq(), ring.len()), (1, 4, 3));
-    let (mut cursor, mut out) = (0, Vec::new());
+    let (mut cursor, mut out) = (Cursor::default(), Vec::new());
     assert_eq!(
         ring.read_from(&mut cursor, 2, &mut out),
         1,
         "entry 0 was overwritten"
     );
-    assert_eq!((out.as_slice(), cursor), (&[1, 2][..], 3));
+    assert_eq!((out.as_slice(), cursor.seq), (&[1, 2][..], 3));
     out.clear();
     assert_eq!(ring.read_from(&mut cursor, 10, &mut out), 0);
-    assert_eq!((out.as_slice(), cursor), (&[3][..], 4));
+    assert_eq!((out.as_slice(), cursor), (&[3][..], ring.end()));
     out.clear();
     assert_eq!(ring.read_from(&mut cursor, 10, &mut out), 0);
     assert!(out.is_empty());
+}
+
+#[test]
+fn a_reader_overtaken_past_a_lost_notice_counts_the_events_it_stood_for() {
+    let mut ring = Ring::new(2);
+    let mut cursor = Cursor::default();
+    ring.push("flow", 1);
+    ring.push("lost 100", 100);
+    ring.push("flow", 1);
+    ring.push("flow", 1);
+    let mut out = Vec::new();
+    assert_eq!(
+        ring.read_from(&mut cursor, 10, &mut out),
+        101,
+        "one flow and the 100 events of the overwritten notice"
+    );
+    assert_eq!(out, ["flow", "flow"]);
+    assert_eq!(cursor, ring.end());
 }
 
 fn flow_at(secs: i64, port: u32) -> Arc<Entry> {
