@@ -7,8 +7,10 @@ setup:
 build: setup
 	cargo build --workspace --bins
 
-# Unit, property, eBPF (BPF_PROG_TEST_RUN) and real-namespace enforcement tests. Needs root.
+# Unit, property, eBPF (BPF_PROG_TEST_RUN), real-namespace enforcement tests and the storage
+# tests against a real ClickHouse server (started here when none is listening). Needs root.
 test: build
+	@bash scripts/clickhouse.sh start
 	@bash scripts/test.sh
 
 # The lab, one agent per node, the seed policies and traffic; Ctrl-C removes everything.
@@ -27,3 +29,6 @@ bench: setup
 	cargo bench -p vigil-node-agent --bench observe
 	cargo run --release -p vigil-policy --example compile_bench
 	bash scripts/bench-sockperf.sh
+	bash scripts/clickhouse.sh start
+	cargo bench -p vigil-storage --bench insert
+	cargo bench -p vigil-relay --bench merge

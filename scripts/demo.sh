@@ -55,6 +55,11 @@ for node in node-1 node-2; do
   done
 done
 
+# The relay: every node in one stream on :4245, every flow and policy hit stored in SQLite.
+"$BIN/relay" --state "$STATE" --listen 127.0.0.1:4245 --store "sqlite://$STATE/flows.db" \
+  >"$STATE/logs/relay.log" 2>&1 &
+pids+=($!)
+
 probe() { # probe POD tcp|udp ADDR PORT
   "$BIN/lab" exec --state "$STATE" "$1" -- "$BIN/lab" probe --timeout-ms 400 "$2" "$3" "$4" >/dev/null 2>&1 || true
 }
@@ -84,11 +89,15 @@ cat <<MSG
 
 Vigil demo is running: the lab of $TOPOLOGY, one node-agent per node, policies from demo/policies/.
 
-  Watch verdicts live, with the policy behind each one (node-1's agent; node-2's is :4246):
-    $BIN/observe --server 127.0.0.1:4244 -f --print-policy-names
-    $BIN/observe --server 127.0.0.1:4246 --verdict DROPPED --last 20
-    $BIN/observe --server 127.0.0.1:4246 --policy deny-ssh -o json --last 5
-    $BIN/observe --server 127.0.0.1:4244 status
+  Watch verdicts live from every node (the relay on :4245), with the policy behind each one:
+    $BIN/observe -f --print-policy-names
+    $BIN/observe --verdict DROPPED --last 20
+    $BIN/observe --policy deny-ssh -o json --last 5
+    $BIN/observe status                      # one node's agent: --server 127.0.0.1:4244
+  History in SQL (every flow and policy hit, in $STATE/flows.db):
+    $BIN/observe query --store sqlite://$STATE/flows.db --examples
+    $BIN/observe query --store sqlite://$STATE/flows.db \\
+      "SELECT policy_name, action, enforcement, count(*) AS hits FROM policy_hits GROUP BY 1, 2, 3 ORDER BY hits DESC"
   Prometheus metrics: curl -s 127.0.0.1:9965/metrics
   The same flows as JSON lines, per node: tail -f $STATE/flows-node-*.jsonl
   What each agent enforces (generation, endpoints, refused files, warnings, counters):

@@ -14,6 +14,10 @@ have ip || need_apt+=(iproute2)
 have iptables || need_apt+=(iptables)
 have sockperf || need_apt+=(sockperf)
 have sysctl || need_apt+=(procps)
+have curl || need_apt+=(curl)
+# The storage tests run against a real ClickHouse (Debian's 18.16); scripts/clickhouse.sh starts it.
+have clickhouse-server || need_apt+=(clickhouse-server)
+have clickhouse-client || need_apt+=(clickhouse-client)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"

@@ -7,6 +7,7 @@
 
 mod filters;
 mod print;
+mod query;
 
 use std::{
     io::{IsTerminal as _, Write as _},
@@ -41,6 +42,24 @@ enum Command {
     Status,
     /// The nodes behind the server.
     Nodes,
+    /// Run one read-only SQL statement over stored flows and policy hits.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct QueryArgs {
+    /// The store: sqlite://PATH or clickhouse://HOST:PORT/DB (the relay's --store).
+    #[arg(long, default_value = "sqlite:///var/lib/vigil/flows.db")]
+    store: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = query::QueryFormat::Table)]
+    output: query::QueryFormat,
+    /// List ready queries (in the store's dialect) instead of running one.
+    #[arg(long, conflicts_with = "sql")]
+    examples: bool,
+    /// The statement, e.g. "SELECT policy_name, count(*) FROM policy_hits GROUP BY 1".
+    #[arg(required_unless_present = "examples")]
+    sql: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -286,9 +305,18 @@ async fn flows(cli: &Cli, matches: &clap::ArgMatches) -> Result<(), Failure> {
     }
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
+    // Following, lines are flushed as soon as no further flow is already waiting: one write per
+    // burst rather than per line, and nothing held back while the stream is quiet.
+    let mut unflushed = false;
     loop {
         let next = tokio::select! {
+            biased;
             next = stream.message() => next,
+            () = std::future::ready(()), if unflushed => {
+                let _ = out.flush();
+                unflushed = false;
+                continue;
+            }
             _ = &mut interrupted => break,
         };
         match next {
@@ -296,9 +324,7 @@ async fn flows(cli: &Cli, matches: &clap::ArgMatches) -> Result<(), Failure> {
                 if !emit(&mut out, &print::render(&response, style))? {
                     return Ok(());
                 }
-                if args.follow {
-                    let _ = out.flush();
-                }
+                unflushed = args.follow;
             }
             Ok(None) => break,
             Err(status) => {
@@ -338,6 +364,34 @@ async fn status(server: &str) -> Result<(), Failure> {
     if !s.unavailable_nodes.is_empty() {
         println!("Unavailable Nodes: {}", s.unavailable_nodes.join(", "));
     }
+    Ok(())
+}
+
+async fn run_query(args: &QueryArgs) -> Result<(), Failure> {
+    use vigil_storage::Store as _;
+    let dialect = if args.store.starts_with("clickhouse://") {
+        vigil_storage::Dialect::ClickHouse
+    } else {
+        vigil_storage::Dialect::Sqlite
+    };
+    let lines = if args.examples {
+        query::examples(dialect)
+    } else {
+        let store = vigil_storage::open_for_query(&args.store)
+            .await
+            .map_err(|e| Failure(e.to_string()))?;
+        let sql = args.sql.as_deref().unwrap_or_default();
+        let result = store.query(sql).await.map_err(|e| Failure(e.to_string()))?;
+        query::render(&result, args.output)
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for line in lines {
+        if !emit(&mut out, &line)? {
+            return Ok(());
+        }
+    }
+    let _ = out.flush();
     Ok(())
 }
 
@@ -390,6 +444,7 @@ fn main() -> ExitCode {
         match &cli.command {
             Some(Command::Status) => status(&cli.server).await,
             Some(Command::Nodes) => nodes(&cli.server).await,
+            Some(Command::Query(args)) => run_query(args).await,
             None => flows(&cli, &matches).await,
         }
     });

@@ -1,0 +1,141 @@
+//! A fake agent for tests and benchmarks: an `observer.Observer` serving a fixed, time-ordered
+//! list of flows (all of them, or the last/first N; `follow` then waits forever). No filters.
+
+use std::{net::SocketAddr, pin::Pin, sync::Arc};
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use vigil_proto::{
+    flow::Flow,
+    observer::{
+        self, GetFlowsRequest, GetFlowsResponse, GetNamespacesRequest, GetNamespacesResponse,
+        GetNodesRequest, GetNodesResponse, ServerStatusRequest, ServerStatusResponse,
+        get_flows_response::ResponseTypes, observer_server,
+    },
+    relay::NodeState,
+};
+
+/// A fake agent named `node` holding `flows`.
+#[derive(Debug, Clone)]
+pub struct FakeAgent {
+    node: String,
+    flows: Arc<Vec<GetFlowsResponse>>,
+}
+
+impl FakeAgent {
+    pub fn new(node: &str, flows: Vec<Flow>) -> FakeAgent {
+        let flows = flows
+            .into_iter()
+            .map(|f| GetFlowsResponse {
+                time: f.time,
+                node_name: node.to_owned(),
+                response_types: Some(ResponseTypes::Flow(f)),
+            })
+            .collect();
+        FakeAgent {
+            node: node.to_owned(),
+            flows: Arc::new(flows),
+        }
+    }
+
+    /// Serves on a free local port; returns the address and a handle that stops the server
+    /// (connections included) when dropped.
+    pub async fn spawn(self) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(observer_server::ObserverServer::new(self))
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        (addr, stop)
+    }
+}
+
+type FlowStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<GetFlowsResponse, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl observer_server::Observer for FakeAgent {
+    type GetFlowsStream = FlowStream;
+
+    async fn get_flows(
+        &self,
+        request: Request<GetFlowsRequest>,
+    ) -> Result<Response<Self::GetFlowsStream>, Status> {
+        let r = request.into_inner();
+        let since = r.since.map_or(i128::MIN, |t| {
+            i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
+        });
+        let flows = self.flows.clone();
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(async move {
+            let held: Vec<&GetFlowsResponse> = flows
+                .iter()
+                .filter(|f| crate::merge::unix_ns(f) >= since)
+                .collect();
+            let n = r.number as usize;
+            let chosen: &[&GetFlowsResponse] = match (n, r.first) {
+                (0, _) => &held,
+                (n, true) => &held[..n.min(held.len())],
+                (n, false) => &held[held.len().saturating_sub(n)..],
+            };
+            for f in chosen {
+                if tx.send(Ok((*f).clone())).await.is_err() {
+                    return;
+                }
+            }
+            if r.follow {
+                tx.closed().await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_nodes(
+        &self,
+        _request: Request<GetNodesRequest>,
+    ) -> Result<Response<GetNodesResponse>, Status> {
+        Ok(Response::new(GetNodesResponse {
+            nodes: vec![observer::Node {
+                name: self.node.clone(),
+                version: "fake".into(),
+                state: NodeState::NodeConnected as i32,
+                num_flows: self.flows.len() as u64,
+                max_flows: self.flows.len() as u64,
+                seen_flows: self.flows.len() as u64,
+                ..observer::Node::default()
+            }],
+        }))
+    }
+
+    async fn get_namespaces(
+        &self,
+        _request: Request<GetNamespacesRequest>,
+    ) -> Result<Response<GetNamespacesResponse>, Status> {
+        Ok(Response::new(GetNamespacesResponse::default()))
+    }
+
+    async fn server_status(
+        &self,
+        _request: Request<ServerStatusRequest>,
+    ) -> Result<Response<ServerStatusResponse>, Status> {
+        let n = self.flows.len() as u64;
+        Ok(Response::new(ServerStatusResponse {
+            num_flows: n,
+            max_flows: n,
+            seen_flows: n,
+            num_connected_nodes: Some(1),
+            num_unavailable_nodes: Some(0),
+            ..ServerStatusResponse::default()
+        }))
+    }
+}

@@ -1,0 +1,76 @@
+//! Insert throughput of realistic flows (each with its policy hits) into SQLite and ClickHouse,
+//! measured in one run: `cargo bench -p vigil-storage --bench insert`. ClickHouse must listen on
+//! 127.0.0.1:8123 (`scripts/clickhouse.sh start`); it is skipped with a note otherwise.
+//! Also: "hits per policy per hour" query latency over the stored rows, on both.
+//! `VIGIL_BENCH_FLOWS=10000000` sets the number of flows (default 200,000).
+
+use std::time::Instant;
+
+use vigil_storage::{EXAMPLES, Store, testing::sample_flow};
+
+const BATCH: usize = 10_000;
+
+async fn run(name: &str, store: &impl Store) -> (f64, f64) {
+    let flows_n: u64 = std::env::var("VIGIL_BENCH_FLOWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 86_400;
+    let flows: Vec<_> = (0..flows_n)
+        .map(|i| {
+            let node = if i % 2 == 0 { "node-1" } else { "node-2" };
+            sample_flow(
+                node,
+                base + (i / 10) as i64,
+                (i % 10) as i32,
+                &format!("{name}-{i:012}"),
+                i,
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    for chunk in flows.chunks(BATCH) {
+        store.insert(chunk).await.expect("insert");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let counts = store.counts().await.expect("counts");
+    let rows = (counts.flows + counts.policy_hits) as f64;
+    let q = EXAMPLES.iter().find(|e| e.name == "hits-per-hour").unwrap();
+    let started = Instant::now();
+    let r = store.query(q.sql(store.dialect())).await.expect("query");
+    let q_ms = started.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "{name:<10} {flows_n} flows + {} hits in {secs:.2} s: {:.0} flows/s, {:.0} rows/s; hits-per-hour over {} flows: {q_ms:.1} ms ({} rows)",
+        counts.policy_hits,
+        flows_n as f64 / secs,
+        rows / secs,
+        counts.flows,
+        r.rows.len()
+    );
+    (flows_n as f64 / secs, rows / secs)
+}
+
+#[tokio::main]
+async fn main() {
+    let path = std::env::temp_dir().join(format!("vigil-bench-{}.db", std::process::id()));
+    let url = format!("sqlite://{}", path.display());
+    let lite = vigil_storage::open(&url).await.expect("open sqlite");
+    run("sqlite", &lite).await;
+    drop(lite);
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+    }
+    let db = format!("vigil_bench_{}", std::process::id());
+    match vigil_storage::open(&format!("clickhouse://127.0.0.1:8123/{db}")).await {
+        Ok(vigil_storage::AnyStore::ClickHouse(house)) => {
+            run("clickhouse", &*house).await;
+            let _ = house.drop_database().await;
+        }
+        Ok(_) => unreachable!(),
+        Err(e) => println!("clickhouse skipped: {e}"),
+    }
+}

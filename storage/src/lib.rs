@@ -1,0 +1,186 @@
+//! Vigil's flow store: one [`Store`] trait and two backends holding the same logical schema,
+//! SQLite (the embedded default, `sqlite://PATH`) and ClickHouse (`clickhouse://HOST:PORT/DB`).
+//!
+//! Two tables: `flows` (one row per flow) and `policy_hits` (one row per policy contribution to
+//! a verdict). Both carry the flow's `uuid`, which makes a repeated insert of the same flow
+//! harmless (SQLite ignores it; ClickHouse's ReplacingMergeTree folds it on merge, and every count
+//! this crate makes reads `FINAL`). Time is stored as whole seconds (`time`, Unix seconds;
+//! ClickHouse `DateTime`) plus `nanos` within the second, a form 18.16 and current servers accept.
+//!
+//! This crate converts flows to rows and talks to the databases; it serves nothing and batches
+//! nothing (the relay's writer does). User SQL runs through [`Store::query`] on a connection the
+//! engine itself keeps read-only.
+
+#![forbid(unsafe_code)]
+
+mod clickhouse;
+mod examples;
+mod rows;
+mod sqlite;
+pub mod testing;
+
+use std::{future::Future, time::Duration};
+
+pub use crate::{
+    clickhouse::ClickHouseStore,
+    examples::{EXAMPLES, Example},
+    rows::{FlowRow, HitRow, to_rows},
+    sqlite::SqliteStore,
+};
+use vigil_proto::flow::Flow;
+
+/// A failure of the store, with the context a user needs to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The URL names no backend we know or is malformed.
+    #[error("store URL {url:?}: {message} (expected sqlite://PATH or clickhouse://HOST:PORT/DB)")]
+    Url { url: String, message: String },
+    /// The database refused a write because the query connection is read-only.
+    #[error("the query connection is read-only: {0}")]
+    ReadOnly(String),
+    /// The engine rejected a query; its message is kept verbatim.
+    #[error("{0}")]
+    Engine(String),
+    /// Anything else the backend reported (connection, I/O, migration), with what we were doing.
+    #[error("{context}: {message}")]
+    Backend { context: String, message: String },
+}
+
+impl Error {
+    pub(crate) fn backend(context: impl Into<String>, e: impl std::fmt::Display) -> Error {
+        Error::Backend {
+            context: context.into(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The result of a read-only query: column names and rows of JSON values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryResult {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+/// Row counts of both tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub flows: u64,
+    pub policy_hits: u64,
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub flows: u64,
+    pub policy_hits: u64,
+}
+
+/// The operations every backend provides. Implementations are cheap to clone and share.
+pub trait Store: Send + Sync {
+    /// Stores a batch of flows and their policy hits; flows already stored (same uuid) are
+    /// ignored. Returns the number of flow rows submitted.
+    fn insert(&self, flows: &[Flow]) -> impl Future<Output = Result<u64, Error>> + Send;
+    /// Runs one read-only SQL statement.
+    fn query(&self, sql: &str) -> impl Future<Output = Result<QueryResult, Error>> + Send;
+    /// Row counts (duplicates folded).
+    fn counts(&self) -> impl Future<Output = Result<Counts, Error>> + Send;
+    /// The time (Unix nanoseconds) of the newest flow stored for `node`.
+    fn last_time(&self, node: &str) -> impl Future<Output = Result<Option<i64>, Error>> + Send;
+    /// Removes flows older than `max_age` and, beyond the newest `max_rows`, the oldest ones.
+    fn retention(
+        &self,
+        max_age: Option<Duration>,
+        max_rows: Option<u64>,
+    ) -> impl Future<Output = Result<Removed, Error>> + Send;
+    /// Which SQL dialect user queries are written in.
+    fn dialect(&self) -> Dialect;
+}
+
+/// The SQL dialect of a backend, to pick the variant of an example query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    ClickHouse,
+}
+
+/// Either backend, chosen by URL.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    Sqlite(SqliteStore),
+    // Boxed: the HTTP client is large and a store is cloned rarely.
+    ClickHouse(Box<ClickHouseStore>),
+}
+
+/// Opens (and migrates) the store named by `url`: `sqlite://PATH` or `clickhouse://HOST:PORT/DB`.
+pub async fn open(url: &str) -> Result<AnyStore, Error> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(AnyStore::Sqlite(SqliteStore::open(path).await?))
+    } else if url.starts_with("clickhouse://") {
+        Ok(AnyStore::ClickHouse(Box::new(
+            ClickHouseStore::open(url).await?,
+        )))
+    } else {
+        Err(Error::Url {
+            url: url.to_owned(),
+            message: "unknown scheme".into(),
+        })
+    }
+}
+
+/// Opens the store named by `url` for queries only: no migration, no write.
+pub async fn open_for_query(url: &str) -> Result<AnyStore, Error> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(AnyStore::Sqlite(SqliteStore::open_read_only(path).await?))
+    } else if url.starts_with("clickhouse://") {
+        Ok(AnyStore::ClickHouse(Box::new(ClickHouseStore::connect(
+            url,
+        )?)))
+    } else {
+        Err(Error::Url {
+            url: url.to_owned(),
+            message: "unknown scheme".into(),
+        })
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::Sqlite($s) => $e,
+            AnyStore::ClickHouse($s) => $e,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn insert(&self, flows: &[Flow]) -> Result<u64, Error> {
+        dispatch!(self, s => s.insert(flows).await)
+    }
+    async fn query(&self, sql: &str) -> Result<QueryResult, Error> {
+        dispatch!(self, s => s.query(sql).await)
+    }
+    async fn counts(&self) -> Result<Counts, Error> {
+        dispatch!(self, s => s.counts().await)
+    }
+    async fn last_time(&self, node: &str) -> Result<Option<i64>, Error> {
+        dispatch!(self, s => s.last_time(node).await)
+    }
+    async fn retention(
+        &self,
+        max_age: Option<Duration>,
+        max_rows: Option<u64>,
+    ) -> Result<Removed, Error> {
+        dispatch!(self, s => s.retention(max_age, max_rows).await)
+    }
+    fn dialect(&self) -> Dialect {
+        dispatch!(self, s => s.dialect())
+    }
+}
+
+/// The current time in Unix seconds.
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,0 +1,260 @@
+//! The same scenario against both real backends: a temporary SQLite file and a real ClickHouse
+//! server (`scripts/clickhouse.sh start`, run by `make test`), each test in its own database.
+
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use vigil_storage::{
+    AnyStore, ClickHouseStore, Counts, EXAMPLES, Error, QueryResult, Store, testing::sample_flow,
+};
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A temporary SQLite file, removed on drop.
+struct TempSqlite(std::path::PathBuf);
+
+impl TempSqlite {
+    fn new() -> TempSqlite {
+        TempSqlite(std::env::temp_dir().join(format!("{}.db", unique("vigil-store"))))
+    }
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.0.display())
+    }
+}
+
+impl Drop for TempSqlite {
+    fn drop(&mut self) {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", self.0.display()));
+        }
+    }
+}
+
+const CLICKHOUSE: &str = "127.0.0.1:8123";
+
+/// A ClickHouse database of its own, dropped on drop (also when the test fails).
+struct TempClickHouse {
+    url: String,
+}
+
+impl TempClickHouse {
+    fn new() -> TempClickHouse {
+        TempClickHouse {
+            url: format!("clickhouse://{CLICKHOUSE}/{}", unique("vigil_test")),
+        }
+    }
+}
+
+impl Drop for TempClickHouse {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    if let Ok(s) = ClickHouseStore::connect(&url) {
+                        let _ = s.drop_database().await;
+                    }
+                })
+        })
+        .join();
+    }
+}
+
+/// 100 recent flows over two nodes, each inserted twice, plus three old flows of a retired
+/// policy; returns the newest time stored for node-1 (ns).
+async fn fill(store: &AnyStore, base: i64) -> i64 {
+    let flows: Vec<_> = (0..100u64)
+        .map(|i| {
+            let node = if i % 2 == 0 { "node-1" } else { "node-2" };
+            sample_flow(
+                node,
+                base + i as i64,
+                (i * 1000) as i32,
+                &format!("uuid-{i}"),
+                i,
+            )
+        })
+        .collect();
+    assert_eq!(store.insert(&flows[..60]).await.unwrap(), 60);
+    assert_eq!(store.insert(&flows[40..]).await.unwrap(), 60);
+    assert_eq!(
+        store.insert(&flows[..50]).await.unwrap(),
+        50,
+        "a replay of stored flows"
+    );
+    let old: Vec<_> = (0..3u64)
+        .map(|i| {
+            let mut f = sample_flow(
+                "node-1",
+                base - 2 * 86400 - i as i64,
+                0,
+                &format!("old-{i}"),
+                1,
+            );
+            let trace = f.vigil_trace.as_mut().unwrap();
+            trace.enforced[0].name = "retired".into();
+            f
+        })
+        .collect();
+    store.insert(&old).await.unwrap();
+    (base + 98) * 1_000_000_000 + 98_000
+}
+
+// 103 flows; one enforced hit each, plus a pending one on every fifth recent flow.
+const EXPECTED: Counts = Counts {
+    flows: 103,
+    policy_hits: 123,
+};
+
+async fn scenario(store: &AnyStore) -> Vec<QueryResult> {
+    let newest = fill(store, now() - 600).await;
+    assert_eq!(
+        store.counts().await.unwrap(),
+        EXPECTED,
+        "duplicates folded by uuid"
+    );
+    assert_eq!(store.last_time("node-1").await.unwrap(), Some(newest));
+    assert_eq!(store.last_time("nowhere").await.unwrap(), None);
+
+    let denied = store
+        .query("SELECT count(*) AS n FROM flows WHERE verdict = 'DROPPED'")
+        .await
+        .unwrap();
+    assert_eq!(denied.columns, ["n"]);
+
+    let mut answers = Vec::new();
+    for example in EXAMPLES {
+        let r = store
+            .query(example.sql(store.dialect()))
+            .await
+            .unwrap_or_else(|e| panic!("example {}: {e}", example.name));
+        assert!(
+            !r.rows.is_empty(),
+            "example {} returned nothing",
+            example.name
+        );
+        answers.push(r);
+    }
+    let never = &answers[2];
+    assert_eq!(never.rows.len(), 1);
+    assert_eq!(never.rows[0][2], "retired");
+
+    for write in [
+        "DROP TABLE flows",
+        "INSERT INTO flows (uuid) VALUES ('x')",
+        match store.dialect() {
+            vigil_storage::Dialect::Sqlite => "CREATE TABLE evil (x INTEGER)",
+            vigil_storage::Dialect::ClickHouse => "CREATE TABLE evil (x UInt8) ENGINE = Memory",
+        },
+        match store.dialect() {
+            vigil_storage::Dialect::Sqlite => "DELETE FROM flows",
+            vigil_storage::Dialect::ClickHouse => "ALTER TABLE flows DELETE WHERE 1",
+        },
+    ] {
+        match store.query(write).await {
+            Err(Error::ReadOnly(m)) => assert!(!m.is_empty()),
+            other => panic!("{write:?} was not refused as a write: {other:?}"),
+        }
+    }
+    match store.query("SELECT x FROM nowhere_at_all").await {
+        Err(Error::Engine(m)) => assert!(m.contains("nowhere_at_all"), "engine message: {m}"),
+        other => panic!("bad SQL: {other:?}"),
+    }
+    assert_eq!(
+        store.counts().await.unwrap(),
+        EXPECTED,
+        "nothing written by queries"
+    );
+    answers
+}
+
+async fn retention(store: &AnyStore) {
+    let removed = store
+        .retention(Some(Duration::from_secs(86400)), None)
+        .await
+        .unwrap();
+    assert_eq!((removed.flows, removed.policy_hits), (3, 3));
+    // Mutations are asynchronous on ClickHouse: wait for them to apply.
+    let mut counts = store.counts().await.unwrap();
+    for _ in 0..100 {
+        if (counts.flows, counts.policy_hits) == (100, 120) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        counts = store.counts().await.unwrap();
+    }
+    assert_eq!(counts.flows, 100);
+    assert_eq!(counts.policy_hits, 120);
+}
+
+#[tokio::test]
+async fn sqlite_store_dedupes_queries_read_only_and_retains() {
+    let db = TempSqlite::new();
+    let store = vigil_storage::open(&db.url()).await.unwrap();
+    scenario(&store).await;
+    // A second open finds the schema in place.
+    let again = vigil_storage::open(&db.url()).await.unwrap();
+    assert_eq!(again.counts().await.unwrap(), EXPECTED);
+    // The query-only store refuses ATTACH of a new file (the connection cannot create one).
+    let ro = vigil_storage::open_for_query(&db.url()).await.unwrap();
+    let attach = format!("ATTACH DATABASE '{}-x' AS x", db.0.display());
+    assert!(matches!(ro.query(&attach).await, Err(Error::ReadOnly(_))));
+    assert!(!std::path::Path::new(&format!("{}-x", db.0.display())).exists());
+    retention(&store).await;
+    let removed = store.retention(None, Some(10)).await.unwrap();
+    assert_eq!(removed.flows, 90);
+    assert_eq!(store.counts().await.unwrap().flows, 10);
+}
+
+#[tokio::test]
+async fn clickhouse_store_dedupes_queries_read_only_and_retains() {
+    let db = TempClickHouse::new();
+    let store = vigil_storage::open(&db.url).await.unwrap();
+    scenario(&store).await;
+    let again = vigil_storage::open(&db.url).await.unwrap();
+    assert_eq!(again.counts().await.unwrap(), EXPECTED);
+    retention(&store).await;
+}
+
+#[tokio::test]
+async fn both_backends_answer_the_examples_alike() {
+    let lite = TempSqlite::new();
+    let house = TempClickHouse::new();
+    let a = vigil_storage::open(&lite.url()).await.unwrap();
+    let b = vigil_storage::open(&house.url).await.unwrap();
+    // Same flows (with the same clock second) into both.
+    let base = now() - 600;
+    fill(&a, base).await;
+    fill(&b, base).await;
+    for example in EXAMPLES {
+        let x = a.query(example.sql(a.dialect())).await.unwrap();
+        let y = b.query(example.sql(b.dialect())).await.unwrap();
+        assert_eq!(x.columns, y.columns, "example {}", example.name);
+        assert_eq!(x.rows, y.rows, "example {}", example.name);
+        assert!(!x.rows.is_empty(), "example {}", example.name);
+    }
+}
