@@ -1,3 +1,4 @@
+//! Unit tests of `src`: behaviour checked beside the code it tests.
 use super::*;
 use std::time::Duration;
 

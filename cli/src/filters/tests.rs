@@ -1,3 +1,4 @@
+//! Unit tests of `filters`: behaviour checked beside the code it tests.
 use super::*;
 
 fn occ(flag: &'static str, value: &str, negated: bool) -> Occurrence {

@@ -1,3 +1,4 @@
+//! Unit tests of `print`: behaviour checked beside the code it tests.
 use super::*;
 
 fn flow() -> Flow {

@@ -1,3 +1,4 @@
+//! Unit tests of `query`: behaviour checked beside the code it tests.
 use super::*;
 use serde_json::json;
 

@@ -1,3 +1,4 @@
+//! Unit tests of `dns`: behaviour checked beside the code it tests.
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 

@@ -1,3 +1,4 @@
+//! Unit tests of `manifest`: behaviour checked beside the code it tests.
 use serde_yaml::Value;
 
 use super::*;

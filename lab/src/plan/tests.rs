@@ -1,3 +1,4 @@
+//! Unit tests of `plan`: behaviour checked beside the code it tests.
 use super::*;
 use crate::topology;
 

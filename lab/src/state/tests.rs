@@ -1,3 +1,4 @@
+//! Unit tests of `state`: behaviour checked beside the code it tests.
 use std::path::Path;
 
 use super::*;

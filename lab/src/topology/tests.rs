@@ -1,3 +1,4 @@
+//! Unit tests of `topology`: behaviour checked beside the code it tests.
 use super::*;
 
 const SMALL: &str = "

@@ -1,3 +1,4 @@
+//! Unit tests of `wire`: behaviour checked beside the code it tests.
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::*;

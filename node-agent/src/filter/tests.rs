@@ -1,3 +1,4 @@
+//! Unit tests of `filter`: behaviour checked beside the code it tests.
 use super::*;
 use vigil_proto::flow::{Endpoint, Ip, Layer4, Tcp, TcpFlags, layer4::Protocol};
 

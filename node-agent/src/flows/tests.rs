@@ -1,3 +1,4 @@
+//! Unit tests of `flows`: behaviour checked beside the code it tests.
 use super::*;
 use vigil_policy::{PolicySet, compile, parse_cluster_file, parse_policy_file};
 

@@ -1,3 +1,4 @@
+//! Unit tests of `metrics`: behaviour checked beside the code it tests.
 use super::*;
 use vigil_proto::vigil;
 

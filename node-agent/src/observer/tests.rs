@@ -1,3 +1,4 @@
+//! Unit tests of `observer`: behaviour checked beside the code it tests.
 use super::*;
 
 fn flow(port: u32) -> Flow {

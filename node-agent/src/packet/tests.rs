@@ -1,3 +1,4 @@
+//! Unit tests of `packet`: behaviour checked beside the code it tests.
 use super::*;
 use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -1,3 +1,4 @@
+//! Unit tests of `ring`: behaviour checked beside the code it tests.
 use super::*;
 
 #[test]

@@ -1,3 +1,4 @@
+//! Unit tests of `manifest`: behaviour checked beside the code it tests.
 use super::*;
 use crate::policy::{PeerMatch, PolicyKind, TierDefaultAction};
 

@@ -1,3 +1,4 @@
+//! Unit tests of `policy`: behaviour checked beside the code it tests.
 use super::*;
 
 fn port(name: &str, port: u16, protocol: u8) -> NamedPort {

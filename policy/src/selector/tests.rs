@@ -1,3 +1,4 @@
+//! Unit tests of `selector`: behaviour checked beside the code it tests.
 use std::collections::BTreeMap;
 
 use super::*;

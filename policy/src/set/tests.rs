@@ -1,3 +1,4 @@
+//! Unit tests of `set`: behaviour checked beside the code it tests.
 use super::*;
 use crate::manifest::parse_policy_file;
 use crate::policy::PolicyKind;

@@ -1,3 +1,4 @@
+//! Unit tests of `universe`: behaviour checked beside the code it tests.
 use std::collections::BTreeMap;
 
 use super::*;

@@ -1,3 +1,4 @@
+//! Unit tests of `merge`: behaviour checked beside the code it tests.
 use super::*;
 use vigil_proto::flow::Flow;
 

@@ -1,3 +1,4 @@
+//! Unit tests of `rows`: behaviour checked beside the code it tests.
 use super::*;
 use crate::testing::sample_flow;
 
