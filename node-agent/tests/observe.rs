@@ -14,7 +14,7 @@ use std::{
 
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::Value;
-use support::{Lab, bin};
+use support::{Lab, bin, observe};
 use vigil_node_agent::sys;
 
 const TOPOLOGY: &str = r#"
@@ -90,20 +90,6 @@ spec:
       destination:
         ports: [8080]
 "#;
-
-/// Runs `observe` with `args`; returns (success, stdout, stderr).
-fn observe(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin("observe"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run observe");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// `observe --server <node> -o json <args>` as parsed objects (each also checked with a generic
 /// protobuf-JSON reader against the descriptors).

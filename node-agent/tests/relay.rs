@@ -14,7 +14,7 @@ use std::{
 };
 
 use serde_json::Value;
-use support::{Lab, bin};
+use support::{Lab, bin, observe};
 
 const TOPOLOGY: &str = r#"
 nodes:
@@ -73,19 +73,6 @@ spec:
       destination:
         ports: [8080]
 "#;
-
-fn observe(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin("observe"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run observe");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn free_port() -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

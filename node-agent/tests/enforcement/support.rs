@@ -309,6 +309,20 @@ impl Lab {
     }
 }
 
+/// Runs the `observe` binary with `args`; returns (success, stdout, stderr).
+pub fn observe(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin("observe"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run observe");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Sends a line on an established connection and expects it back.
 pub fn echo(stream: &TcpStream) -> bool {
     let msg = b"vigil-test\n";
