@@ -3,6 +3,10 @@
 //! and the observer ring (`Hub::push_flows`, metrics included), with a full default-size ring.
 //! No root needed: `cargo bench -p vigil-node-agent --bench observe`.
 
+/// The same allocator as the `node-agent` binary, so the numbers are the agent's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::{
     sync::{Arc, RwLock},
     time::Instant,
