@@ -246,7 +246,7 @@ fn lost(l: &LostEvent) -> String {
 /// One response, rendered (without a trailing newline).
 pub fn render(r: &GetFlowsResponse, style: Style) -> String {
     if style.format == Format::Json {
-        return vigil_proto::json::to_json(r, "observer.GetFlowsResponse")
+        return vigil_proto::json::flows_response_to_json(r)
             .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()));
     }
     let f = match &r.response_types {
