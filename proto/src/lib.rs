@@ -57,5 +57,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 #[cfg(feature = "json")]
 pub mod json;
 
+pub mod sample;
+
 #[cfg(test)]
 mod tests;
