@@ -118,11 +118,6 @@ impl Datapath {
         Ok(datapath)
     }
 
-    /// The options this datapath was opened with.
-    pub fn options(&self) -> &Options {
-        &self.options
-    }
-
     fn set_aggregation(&mut self) -> anyhow::Result<()> {
         let mut config = self.config()?;
         config.aggregation = self.options.aggregation;
