@@ -75,6 +75,8 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS flows (
 pub struct ClickHouseStore {
     client: Client,
     database: String,
+    /// The server's HTTP address, for messages.
+    http: String,
 }
 
 impl std::fmt::Debug for ClickHouseStore {
@@ -129,10 +131,14 @@ impl ClickHouseStore {
     pub fn connect(url: &str) -> Result<ClickHouseStore, Error> {
         let (http, database) = parse_url(url)?;
         let client = Client::default()
-            .with_url(http)
+            .with_url(http.clone())
             .with_database(database.clone())
             .with_validation(false);
-        Ok(ClickHouseStore { client, database })
+        Ok(ClickHouseStore {
+            client,
+            database,
+            http,
+        })
     }
 
     /// Connects, creates the database if missing and migrates the schema.
@@ -265,6 +271,10 @@ impl Store for ClickHouseStore {
             .await;
         let bytes = match bytes {
             Ok(b) => b,
+            // The server was not reached: not the query's fault.
+            Err(e @ ::clickhouse::error::Error::Network(_)) => {
+                return Err(ch_error(&format!("clickhouse at {}", self.http), e));
+            }
             Err(e) => {
                 let message = engine_message(&e);
                 // Code 164: READONLY; a write refused by readonly=1.

@@ -104,6 +104,44 @@ pub enum Dialect {
     ClickHouse,
 }
 
+impl Dialect {
+    /// `text` as a string literal of this dialect, safe to splice into a statement whatever it
+    /// holds (quotes, backslashes, NUL, any byte sequence): for building read-only queries from
+    /// user-supplied values where [`Store::query`] takes no bound parameters.
+    ///
+    /// SQLite doubles single quotes (backslashes are not special there); a value holding a
+    /// control character (NUL would end the statement text) is written as a hex blob cast to
+    /// TEXT instead. ClickHouse escapes backslash, quote and NUL with backslashes.
+    pub fn quote(self, text: &str) -> String {
+        match self {
+            Dialect::Sqlite if text.chars().any(char::is_control) => {
+                let mut out = String::with_capacity(text.len() * 2 + 16);
+                out.push_str("CAST(X'");
+                for b in text.bytes() {
+                    out.push_str(&format!("{b:02X}"));
+                }
+                out.push_str("' AS TEXT)");
+                out
+            }
+            Dialect::Sqlite => format!("'{}'", text.replace('\'', "''")),
+            Dialect::ClickHouse => {
+                let mut out = String::with_capacity(text.len() + 2);
+                out.push('\'');
+                for c in text.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\'' => out.push_str("\\'"),
+                        '\0' => out.push_str("\\0"),
+                        c => out.push(c),
+                    }
+                }
+                out.push('\'');
+                out
+            }
+        }
+    }
+}
+
 /// Either backend, chosen by URL.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
@@ -177,6 +215,9 @@ impl Store for AnyStore {
         dispatch!(self, s => s.dialect())
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// The current time in Unix seconds.
 pub(crate) fn now_secs() -> i64 {
