@@ -28,7 +28,7 @@ use vigil_proto::{
         GetNodesRequest, GetNodesResponse, ServerStatusRequest, ServerStatusResponse,
         get_flows_response::ResponseTypes, observer_server,
     },
-    relay,
+    relay, vigil,
 };
 
 use crate::{
@@ -53,6 +53,8 @@ pub struct Hub {
     notify: watch::Sender<u64>,
     node: String,
     started: Instant,
+    /// When this agent started (Unix ns): the stream identity in every flow's position.
+    started_unix_ns: u64,
     /// The counters behind `/metrics`.
     pub metrics: Metrics,
 }
@@ -74,6 +76,7 @@ impl Hub {
             notify: watch::Sender::new(0),
             node: node.to_owned(),
             started: Instant::now(),
+            started_unix_ns: now_unix_ns() as u64,
             metrics: Metrics::default(),
         }
     }
@@ -82,11 +85,28 @@ impl Hub {
         self.ring.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The position `index` of this agent's stream.
+    fn position(&self, index: u64) -> vigil::Position {
+        vigil::Position {
+            agent_start_ns: self.started_unix_ns,
+            index,
+        }
+    }
+
     fn push_entries(&self, entries: impl IntoIterator<Item = Entry>) {
         let mut ring = self.lock();
         let (mut added, mut evicted) = (0u64, 0u64);
-        for entry in entries {
-            added += u64::from(matches!(entry, Entry::Flow(_)));
+        for mut entry in entries {
+            // The entry's place in this agent's stream: a resuming reader counts what the ring
+            // evicted before it could read it from the gap between positions.
+            let position = Some(self.position(ring.end().weight));
+            match &mut entry {
+                Entry::Flow(f) => {
+                    added += 1;
+                    f.vigil_position = position;
+                }
+                Entry::Lost { event, .. } => event.vigil_position = position,
+            }
             let weight = entry.weight();
             if let Some(old) = ring.push(Arc::new(entry), weight) {
                 evicted += u64::from(matches!(*old, Entry::Flow(_)));
@@ -177,6 +197,7 @@ fn lost_event(source: flow::LostEventSource, n: u64, now: i128) -> LostEvent {
         cpu: None,
         first: Some(flows::timestamp(now)),
         last: Some(flows::timestamp(now)),
+        vigil_position: None,
     }
 }
 
@@ -197,12 +218,16 @@ pub fn response(entry: &Entry, node: &str) -> GetFlowsResponse {
 }
 
 /// A `HUBBLE_RING_BUFFER` notice for a reader that missed `lost` entries, counted in metrics.
-pub fn overtaken(hub: &Hub, lost: u64) -> Entry {
+/// `from` is the stream index of the first event missed.
+pub fn overtaken(hub: &Hub, lost: u64, from: u64) -> Entry {
     hub.metrics
         .record_lost(flow::LostEventSource::HubbleRingBuffer, lost);
     let now = now_unix_ns();
     Entry::Lost {
-        event: lost_event(flow::LostEventSource::HubbleRingBuffer, lost, now),
+        event: LostEvent {
+            vigil_position: Some(hub.position(from)),
+            ..lost_event(flow::LostEventSource::HubbleRingBuffer, lost, now)
+        },
         unix_ns: now,
     }
 }
@@ -277,10 +302,11 @@ async fn stream_flows(
     let (mut cursor, mut batch) = (cursor, Vec::with_capacity(FOLLOW_BATCH));
     loop {
         wake.borrow_and_update();
+        let from = cursor.weight;
         let lost = hub.read_from(&mut cursor, FOLLOW_BATCH, &mut batch);
         if lost > 0
             && tx
-                .send(Ok(response(&overtaken(&hub, lost), &node)))
+                .send(Ok(response(&overtaken(&hub, lost, from), &node)))
                 .await
                 .is_err()
         {

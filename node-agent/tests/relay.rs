@@ -83,6 +83,7 @@ fn free_port() -> String {
 struct Relay {
     child: Child,
     addr: String,
+    metrics: String,
     log: std::path::PathBuf,
 }
 
@@ -94,6 +95,7 @@ impl Relay {
             .append(true)
             .open(&log)
             .unwrap();
+        let metrics = free_port();
         let child = Command::new(bin("relay"))
             .arg("--state")
             .arg(&lab.state)
@@ -104,6 +106,8 @@ impl Relay {
                 store,
                 "--flush-interval",
                 "100ms",
+                "--metrics",
+                &metrics,
             ])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -113,6 +117,7 @@ impl Relay {
         let relay = Relay {
             child,
             addr: addr.to_owned(),
+            metrics,
             log,
         };
         relay.wait_status("both nodes connected", |s| {
@@ -399,6 +404,89 @@ fn relay_merges_nodes_survives_restarts_and_stores_every_flow_once() {
     }
     a.kill();
     drop(b);
+}
+
+/// The events recorded lost for `node` in the store.
+fn lost(store: &str, node: &str) -> u64 {
+    let rows = query(
+        store,
+        &format!("SELECT coalesce(sum(count), 0) AS n FROM lost_events WHERE node = '{node}'"),
+    );
+    rows[0]["n"].as_u64().unwrap()
+}
+
+/// One sample of the relay's `/metrics`.
+fn metric(relay: &Relay, name: &str) -> u64 {
+    let out = Command::new("curl")
+        .args(["-sf", &format!("http://{}/metrics", relay.metrics)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn what_an_agent_evicted_while_the_relay_was_away_is_recorded_as_lost_exactly() {
+    let mut lab = Lab::up(TOPOLOGY);
+    lab.apply("policies.yaml", POLICIES);
+    // Rings of 16 flows: a few connections overrun them.
+    lab.start_agent("node-1", &["--max-flows", "16"]);
+    lab.start_agent("node-2", &["--max-flows", "16"]);
+    let store = format!("sqlite://{}", lab.state.join("gaps.db").display());
+    let addr = free_port();
+    let mut relay = Relay::start(&lab, "gaps", &store, &addr);
+    traffic(&lab, 1);
+    for node in ["node-1", "node-2"] {
+        wait_stored(&lab, &store, node);
+        assert_eq!(
+            lost(&store, node),
+            0,
+            "{node}: nothing lost while following"
+        );
+    }
+    let before = stored(&store, "node-1") + stored(&store, "node-2");
+    // The relay is away while the agents' rings turn over several times.
+    relay.kill();
+    traffic(&lab, 8);
+    let relay = Relay::start(&lab, "gaps", &store, &addr);
+    traffic(&lab, 1);
+    // Stored + recorded lost = every flow the agents produced (their flow logs), per node.
+    for node in ["node-1", "node-2"] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let produced = lab.flows(node).len() as u64;
+            let (have, gone) = (stored(&store, node), lost(&store, node));
+            if have + gone == produced && gone > 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{node}: {have} stored + {gone} recorded lost != {produced} produced"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    let rows = query(
+        &store,
+        "SELECT source, detail, count FROM lost_events ORDER BY node, time, nanos",
+    );
+    assert!(
+        rows.iter().all(|r| r["source"] == "HUBBLE_RING_BUFFER"
+            && r["detail"].as_str().unwrap().contains("evicted")),
+        "{rows:?}"
+    );
+    // The relay counts what it recorded.
+    let total = lost(&store, "node-1") + lost(&store, "node-2");
+    assert_eq!(metric(&relay, "vigil_relay_store_gap_events_total"), total);
+    assert_eq!(
+        metric(&relay, "vigil_relay_store_flows_total"),
+        stored(&store, "node-1") + stored(&store, "node-2") - before,
+        "the restarted relay wrote what the first one had not"
+    );
 }
 
 /// The (SQLite, ClickHouse) text of an example, read from `observe query --examples`.

@@ -109,6 +109,10 @@ pub fn enriched_flow() -> GetFlowsResponse {
                 packet_length: 74,
                 ip_protocol: 6,
             }),
+            vigil_position: Some(vigil::Position {
+                agent_start_ns: 1_764_149_000_000_000_000,
+                index: 41,
+            }),
             ..Default::default()
         })),
         node_name: "node-1".into(),

@@ -320,6 +320,7 @@ fn the_service_has_hubbles_methods_and_vigil_fields_stay_clear_of_hubbles() {
     assert!(methods.contains(&("GetNamespaces", ".observer.GetNamespacesResponse", false)));
     for (msg, field) in [
         ("flow.Flow", "vigil_trace"),
+        ("flow.Flow", "vigil_position"),
         ("flow.FlowFilter", "vigil_policy"),
     ] {
         let f = message(&fds, msg)

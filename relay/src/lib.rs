@@ -1,14 +1,17 @@
 //! The relay: one Observer for every node agent, and the writer that keeps their flows in a store.
 //!
 //! `nodes` tracks the agents (connection, health, status events), `merge` orders responses in
-//! time (pure), `service` answers `observer.Observer`, `writer` feeds the store. The binary in
+//! time (pure), `service` answers `observer.Observer`, `writer` feeds the store, `gaps` counts
+//! what a resumed follower missed (pure), `metrics` renders `/metrics`. The binary in
 //! `main.rs` only parses flags and wires these together.
 
 #![forbid(unsafe_code)]
 
 /// A fake agent for tests and benchmarks.
 pub mod fake;
+pub mod gaps;
 pub mod merge;
+pub mod metrics;
 pub mod nodes;
 pub mod service;
 pub mod writer;

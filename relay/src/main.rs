@@ -15,6 +15,11 @@ use vigil_relay::{
     writer::{self, WriterConfig},
 };
 
+/// Flows are decoded, merged, re-encoded and turned into rows: tens of small allocations each.
+/// mimalloc handles that churn much faster than glibc's allocator (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Merge every node's flows into one stream; store them.
 #[derive(Debug, Parser)]
 #[command(name = "relay", version)]
@@ -60,6 +65,10 @@ struct Args {
     /// Flows the live sort window holds at most.
     #[arg(long, default_value_t = 65536)]
     sort_capacity: usize,
+    /// Where to serve Prometheus `/metrics` (node health, the storage writer's counters), or
+    /// `none`.
+    #[arg(long, default_value = "127.0.0.1:9967")]
+    metrics: String,
 }
 
 #[tokio::main]
@@ -79,12 +88,25 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listen on {}", args.listen))?;
+    let metrics_listener = match args.metrics.as_str() {
+        "none" => None,
+        addr => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listen for /metrics on {addr}"))?,
+        ),
+    };
     let pool = Pool::start(source);
+    let mut sources = vigil_relay::metrics::Sources {
+        pool: pool.clone(),
+        writer: None,
+        retention_removed: None,
+    };
     if let Some(url) = &args.store {
         let store = vigil_storage::open(url)
             .await
             .with_context(|| format!("open the store {url}"))?;
-        writer::start(
+        let stats = writer::start(
             store.clone(),
             pool.clone(),
             WriterConfig {
@@ -93,13 +115,22 @@ async fn main() -> anyhow::Result<()> {
                 queue: args.queue,
             },
         );
-        writer::start_retention(
+        sources.writer = Some((stats, args.queue));
+        sources.retention_removed = Some(writer::start_retention(
             store,
             args.retention,
             args.max_rows,
             args.retention_interval,
-        );
+        ));
         info!(store = %url, "storing flows");
+    }
+    if let Some(l) = metrics_listener {
+        info!(metrics = %l.local_addr().context("metrics address")?, "serving /metrics");
+        tokio::spawn(async move {
+            if let Err(e) = vigil_relay::metrics::serve(l, sources).await {
+                tracing::error!(error = %e, "/metrics server stopped");
+            }
+        });
     }
     info!(listen = %listener.local_addr().context("listener address")?, "relay serving observer.Observer");
     let service = Service::new(

@@ -14,12 +14,13 @@ use ::clickhouse::Client;
 use vigil_proto::flow::Flow;
 
 use crate::{
-    Counts, Dialect, Error, QueryResult, Removed, Store,
-    rows::{FlowRow, HitRow, to_rows},
+    Counts, Dialect, Error, QueryResult, Removed, ResumePoint, Store,
+    rows::{FlowRow, HitRow, LostRow, to_rows},
 };
 
 /// The schema, one entry per version (each entry may hold several statements separated by `;`).
-const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS flows (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS flows (
         uuid String,
         time DateTime,
         nanos UInt32,
@@ -68,7 +69,20 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS flows (
         protocol String,
         verdict String
     ) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMMDD(time)
-      ORDER BY (policy_name, time, uuid, idx)"];
+      ORDER BY (policy_name, time, uuid, idx)",
+    // Version 2: each flow's place in its agent's stream, and the events lost before storage.
+    "ALTER TABLE flows ADD COLUMN agent_start UInt64 DEFAULT 0;
+    ALTER TABLE flows ADD COLUMN stream_index UInt64 DEFAULT 0;
+    CREATE TABLE IF NOT EXISTS lost_events (
+        time DateTime,
+        nanos UInt32,
+        node String,
+        source String,
+        count UInt64,
+        detail String
+    ) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMMDD(time)
+      ORDER BY (node, time, nanos, source)",
+];
 
 /// A ClickHouse store.
 #[derive(Clone)]
@@ -326,20 +340,54 @@ impl Store for ClickHouseStore {
         })
     }
 
-    async fn last_time(&self, node: &str) -> Result<Option<i64>, Error> {
-        let rows: Vec<(u32, u32)> = self
+    async fn resume_point(&self, node: &str) -> Result<Option<ResumePoint>, Error> {
+        let rows: Vec<(u32, u32, u64, u64)> = self
             .client
             .query(
-                "SELECT toUInt32(time), nanos FROM flows WHERE node = ? \
-                 ORDER BY time DESC, nanos DESC LIMIT 1",
+                "SELECT toUInt32(time), nanos, agent_start, stream_index FROM flows \
+                 WHERE node = ? \
+                 ORDER BY agent_start DESC, stream_index DESC, time DESC, nanos DESC LIMIT 1",
             )
             .bind(node)
             .fetch_all()
             .await
-            .map_err(|e| ch_error("clickhouse: last stored time", e))?;
-        Ok(rows
-            .first()
-            .map(|(s, n)| i64::from(*s) * 1_000_000_000 + i64::from(*n)))
+            .map_err(|e| ch_error("clickhouse: the last stored flow", e))?;
+        Ok(rows.first().map(|&(s, n, start, index)| ResumePoint {
+            time_ns: i64::from(s) * 1_000_000_000 + i64::from(n),
+            agent_start: start,
+            stream_index: index,
+        }))
+    }
+
+    async fn insert_lost(&self, rows: &[LostRow]) -> Result<(), Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            let mut insert = self.client.insert::<LostRow>("lost_events").await?;
+            for row in rows {
+                insert.write(row).await?;
+            }
+            insert.end().await
+        };
+        write
+            .await
+            .map_err(|e| ch_error("clickhouse insert into lost_events", e))
+    }
+
+    async fn lost_total(&self, node: Option<&str>) -> Result<u64, Error> {
+        let q = match node {
+            Some(n) => self
+                .client
+                .query("SELECT sum(count) FROM lost_events FINAL WHERE node = ?")
+                .bind(n),
+            None => self
+                .client
+                .query("SELECT sum(count) FROM lost_events FINAL"),
+        };
+        q.fetch_one::<u64>()
+            .await
+            .map_err(|e| ch_error("clickhouse: lost events", e))
     }
 
     async fn retention(
@@ -366,9 +414,11 @@ impl Store for ClickHouseStore {
             return Ok(Removed::default());
         };
         let mut removed = Removed::default();
+        let mut lost = 0;
         for (table, n) in [
             ("flows", &mut removed.flows),
             ("policy_hits", &mut removed.policy_hits),
+            ("lost_events", &mut lost),
         ] {
             *n = self
                 .count(&format!(

@@ -1,9 +1,10 @@
 //! Vigil's flow store: one [`Store`] trait and two backends holding the same logical schema,
 //! SQLite (the embedded default, `sqlite://PATH`) and ClickHouse (`clickhouse://HOST:PORT/DB`).
 //!
-//! Two tables: `flows` (one row per flow) and `policy_hits` (one row per policy contribution to
-//! a verdict). Both carry the flow's `uuid`, which makes a repeated insert of the same flow
-//! harmless (SQLite ignores it; ClickHouse's ReplacingMergeTree folds it on merge, and every count
+//! Three tables: `flows` (one row per flow), `policy_hits` (one row per policy contribution to
+//! a verdict) and `lost_events` (events that never became stored flows, with where they were
+//! lost, so history shows its own gaps). Flows and hits carry the flow's `uuid`, which makes a
+//! repeated insert of the same flow harmless (SQLite ignores it; ClickHouse's ReplacingMergeTree folds it on merge, and every count
 //! this crate makes reads `FINAL`). Time is stored as whole seconds (`time`, Unix seconds;
 //! ClickHouse `DateTime`) plus `nanos` within the second, a form 18.16 and current servers accept.
 //!
@@ -24,7 +25,7 @@ use std::{future::Future, time::Duration};
 pub use crate::{
     clickhouse::ClickHouseStore,
     examples::{EXAMPLES, Example},
-    rows::{FlowRow, HitRow, to_rows},
+    rows::{FlowRow, HitRow, LostRow, to_rows},
     sqlite::SqliteStore,
 };
 use vigil_proto::flow::Flow;
@@ -69,6 +70,18 @@ pub struct Counts {
     pub policy_hits: u64,
 }
 
+/// The newest stored flow of a node and its place in the agent's stream: where a writer resumes
+/// and from where it counts what the agent evicted meanwhile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// The flow's time, Unix nanoseconds.
+    pub time_ns: i64,
+    /// When the agent that produced it started (Unix ns; 0 for flows without a position).
+    pub agent_start: u64,
+    /// Its index in that agent's stream.
+    pub stream_index: u64,
+}
+
 /// What one retention pass removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Removed {
@@ -85,8 +98,16 @@ pub trait Store: Send + Sync {
     fn query(&self, sql: &str) -> impl Future<Output = Result<QueryResult, Error>> + Send;
     /// Row counts (duplicates folded).
     fn counts(&self) -> impl Future<Output = Result<Counts, Error>> + Send;
-    /// The time (Unix nanoseconds) of the newest flow stored for `node`.
-    fn last_time(&self, node: &str) -> impl Future<Output = Result<Option<i64>, Error>> + Send;
+    /// Where the newest stored flow of `node` sits: the latest agent start, its highest stream
+    /// index, and that flow's time.
+    fn resume_point(
+        &self,
+        node: &str,
+    ) -> impl Future<Output = Result<Option<ResumePoint>, Error>> + Send;
+    /// Records events lost before they could be stored (same time, node and source: kept once).
+    fn insert_lost(&self, rows: &[LostRow]) -> impl Future<Output = Result<(), Error>> + Send;
+    /// The events recorded lost for `node` (all nodes when `None`).
+    fn lost_total(&self, node: Option<&str>) -> impl Future<Output = Result<u64, Error>> + Send;
     /// Removes flows older than `max_age` and, beyond the newest `max_rows`, the oldest ones.
     fn retention(
         &self,
@@ -201,8 +222,14 @@ impl Store for AnyStore {
     async fn counts(&self) -> Result<Counts, Error> {
         dispatch!(self, s => s.counts().await)
     }
-    async fn last_time(&self, node: &str) -> Result<Option<i64>, Error> {
-        dispatch!(self, s => s.last_time(node).await)
+    async fn resume_point(&self, node: &str) -> Result<Option<ResumePoint>, Error> {
+        dispatch!(self, s => s.resume_point(node).await)
+    }
+    async fn insert_lost(&self, rows: &[LostRow]) -> Result<(), Error> {
+        dispatch!(self, s => s.insert_lost(rows).await)
+    }
+    async fn lost_total(&self, node: Option<&str>) -> Result<u64, Error> {
+        dispatch!(self, s => s.lost_total(node).await)
     }
     async fn retention(
         &self,

@@ -48,6 +48,26 @@ pub struct FlowRow {
     pub policy: String,
     /// L7 record type (`http`, `dns`, `kafka`) when present, else empty.
     pub l7_type: String,
+    /// When the agent that produced the flow started (Unix ns), 0 when the flow has no position.
+    pub agent_start: u64,
+    /// The flow's index in that agent's stream (see `vigil.Position`), 0 when absent.
+    pub stream_index: u64,
+}
+
+/// One row of `lost_events`: events that never became stored flows, with where they were lost.
+#[derive(Debug, Clone, PartialEq, Serialize, ::clickhouse::Row)]
+pub struct LostRow {
+    /// When the loss was reported or detected (Unix seconds).
+    pub time: u32,
+    /// Nanoseconds within `time`.
+    pub nanos: u32,
+    pub node: String,
+    /// `PERF_EVENT_RING_BUFFER`, `OBSERVER_EVENTS_QUEUE`, `HUBBLE_RING_BUFFER`, ...
+    pub source: String,
+    /// How many events.
+    pub count: u64,
+    /// What happened, in words.
+    pub detail: String,
 }
 
 /// One row of `policy_hits`.
@@ -184,6 +204,8 @@ pub fn to_rows(flow: &Flow) -> (FlowRow, Vec<HitRow>) {
         },
         policy,
         l7_type,
+        agent_start: flow.vigil_position.map_or(0, |p| p.agent_start_ns),
+        stream_index: flow.vigil_position.map_or(0, |p| p.index),
     };
     let hit = |idx: usize, kind: &str, namespace: &str, name: &str| HitRow {
         uuid: uuid.clone(),

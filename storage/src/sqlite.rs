@@ -16,16 +16,17 @@ use tokio::sync::Mutex;
 use vigil_proto::flow::Flow;
 
 use crate::{
-    Counts, Dialect, Error, QueryResult, Removed, Store,
-    rows::{HitRow, to_rows},
+    Counts, Dialect, Error, QueryResult, Removed, ResumePoint, Store,
+    rows::{FlowRow, HitRow, LostRow, to_rows},
 };
 
-/// Rows per INSERT statement (24 columns each: below SQLite's 32766 bound variables).
+/// Rows per INSERT statement (26 columns each: below SQLite's 32766 bound variables).
 const ROWS_PER_STATEMENT: usize = 1000;
 
 /// The schema, one entry per version; a store records the versions it applied in
 /// `schema_version` and applies the missing ones in order.
-const MIGRATIONS: &[&str] = &["CREATE TABLE flows (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE flows (
         uuid TEXT PRIMARY KEY NOT NULL,
         time INTEGER NOT NULL,
         nanos INTEGER NOT NULL,
@@ -81,7 +82,22 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE flows (
     );
     CREATE INDEX policy_hits_time ON policy_hits (time);
     CREATE INDEX policy_hits_name ON policy_hits (policy_name, time);
-    CREATE INDEX policy_hits_verdict ON policy_hits (verdict, time);"];
+    CREATE INDEX policy_hits_verdict ON policy_hits (verdict, time);",
+    // Version 2: each flow's place in its agent's stream, and the events lost before storage.
+    "ALTER TABLE flows ADD COLUMN agent_start INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE flows ADD COLUMN stream_index INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX flows_node_stream ON flows (node, agent_start, stream_index);
+    CREATE TABLE lost_events (
+        time INTEGER NOT NULL,
+        nanos INTEGER NOT NULL,
+        node TEXT NOT NULL,
+        source TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        detail TEXT NOT NULL,
+        PRIMARY KEY (node, time, nanos, source)
+    );
+    CREATE INDEX lost_events_time ON lost_events (time);",
+];
 
 /// A SQLite store: a writer pool and, for user queries, one read-only connection.
 #[derive(Debug, Clone)]
@@ -247,78 +263,103 @@ fn value(row: &SqliteRow, i: usize) -> serde_json::Value {
     }
 }
 
+/// The next multi-row INSERT of at most [`ROWS_PER_STATEMENT`] rows (flows first, then hits),
+/// moving the rows into its arguments, and the table it writes.
+fn next_statement(
+    flow_rows: &mut Vec<FlowRow>,
+    hits: &mut Vec<HitRow>,
+) -> Option<(QueryBuilder<Sqlite>, &'static str)> {
+    if !flow_rows.is_empty() {
+        let n = flow_rows.len().min(ROWS_PER_STATEMENT);
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO flows ");
+        q.push_values(flow_rows.drain(..n), |mut b, f| {
+            b.push_bind(f.uuid)
+                .push_bind(f.time)
+                .push_bind(f.nanos)
+                .push_bind(f.node)
+                .push_bind(f.verdict)
+                .push_bind(f.drop_reason)
+                .push_bind(f.direction)
+                .push_bind(f.src_namespace)
+                .push_bind(f.src_pod)
+                .push_bind(f.src_labels)
+                .push_bind(f.src_identity)
+                .push_bind(f.src_ip)
+                .push_bind(f.src_port)
+                .push_bind(f.dst_namespace)
+                .push_bind(f.dst_pod)
+                .push_bind(f.dst_labels)
+                .push_bind(f.dst_identity)
+                .push_bind(f.dst_ip)
+                .push_bind(f.dst_port)
+                .push_bind(f.protocol)
+                .push_bind(f.tcp_flags)
+                .push_bind(f.is_reply)
+                .push_bind(f.policy)
+                .push_bind(f.l7_type)
+                // SQLite integers are i64; Unix ns and stream indexes fit.
+                .push_bind(f.agent_start as i64)
+                .push_bind(f.stream_index as i64);
+        });
+        return Some((q, "flows"));
+    }
+    if !hits.is_empty() {
+        let n = hits.len().min(ROWS_PER_STATEMENT);
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO policy_hits ");
+        q.push_values(hits.drain(..n), |mut b, h| {
+            b.push_bind(h.uuid)
+                .push_bind(h.idx)
+                .push_bind(h.time)
+                .push_bind(h.nanos)
+                .push_bind(h.node)
+                .push_bind(h.policy_kind)
+                .push_bind(h.policy_namespace)
+                .push_bind(h.policy_name)
+                .push_bind(h.tier)
+                .push_bind(h.rule_index)
+                .push_bind(h.action)
+                .push_bind(h.enforcement)
+                .push_bind(h.hit_kind)
+                .push_bind(h.direction)
+                .push_bind(h.src_namespace)
+                .push_bind(h.src_pod)
+                .push_bind(h.dst_namespace)
+                .push_bind(h.dst_pod)
+                .push_bind(h.dst_port)
+                .push_bind(h.protocol)
+                .push_bind(h.verdict);
+        });
+        return Some((q, "policy_hits"));
+    }
+    None
+}
+
 impl Store for SqliteStore {
     async fn insert(&self, flows: &[Flow]) -> Result<u64, Error> {
         let pool = self.writer()?;
-        let rows: Vec<_> = flows.iter().map(to_rows).collect();
+        // Rows are moved into the statements' arguments, not cloned: allocation is most of the
+        // cost of a batch.
+        let mut flow_rows = Vec::with_capacity(flows.len());
+        let mut hits: Vec<HitRow> = Vec::with_capacity(flows.len() * 2);
+        for flow in flows {
+            let (f, h) = to_rows(flow);
+            flow_rows.push(f);
+            hits.extend(h);
+        }
         let mut tx = pool
             .begin()
             .await
             .map_err(|e| Error::backend("sqlite insert: begin", e))?;
         // Multi-row statements: one round trip per ROWS_PER_STATEMENT rows instead of per row.
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO flows ");
-            q.push_values(chunk, |mut b, (f, _)| {
-                b.push_bind(f.uuid.clone())
-                    .push_bind(f.time)
-                    .push_bind(f.nanos)
-                    .push_bind(f.node.clone())
-                    .push_bind(f.verdict.clone())
-                    .push_bind(f.drop_reason.clone())
-                    .push_bind(f.direction.clone())
-                    .push_bind(f.src_namespace.clone())
-                    .push_bind(f.src_pod.clone())
-                    .push_bind(f.src_labels.clone())
-                    .push_bind(f.src_identity)
-                    .push_bind(f.src_ip.clone())
-                    .push_bind(f.src_port)
-                    .push_bind(f.dst_namespace.clone())
-                    .push_bind(f.dst_pod.clone())
-                    .push_bind(f.dst_labels.clone())
-                    .push_bind(f.dst_identity)
-                    .push_bind(f.dst_ip.clone())
-                    .push_bind(f.dst_port)
-                    .push_bind(f.protocol.clone())
-                    .push_bind(f.tcp_flags.clone())
-                    .push_bind(f.is_reply)
-                    .push_bind(f.policy.clone())
-                    .push_bind(f.l7_type.clone());
+        // Statements are built while the previous one runs on sqlx's SQLite thread: building
+        // (moving rows into arguments) and executing take about as long as each other.
+        let mut pending = next_statement(&mut flow_rows, &mut hits);
+        while let Some((mut q, table)) = pending.take() {
+            let (done, next) = tokio::join!(q.build().execute(&mut *tx), async {
+                next_statement(&mut flow_rows, &mut hits)
             });
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| Error::backend("sqlite insert into flows", e))?;
-        }
-        let hits: Vec<&HitRow> = rows.iter().flat_map(|(_, h)| h).collect();
-        for chunk in hits.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO policy_hits ");
-            q.push_values(chunk, |mut b, h| {
-                b.push_bind(h.uuid.clone())
-                    .push_bind(h.idx)
-                    .push_bind(h.time)
-                    .push_bind(h.nanos)
-                    .push_bind(h.node.clone())
-                    .push_bind(h.policy_kind.clone())
-                    .push_bind(h.policy_namespace.clone())
-                    .push_bind(h.policy_name.clone())
-                    .push_bind(h.tier.clone())
-                    .push_bind(h.rule_index)
-                    .push_bind(h.action.clone())
-                    .push_bind(h.enforcement.clone())
-                    .push_bind(h.hit_kind.clone())
-                    .push_bind(h.direction.clone())
-                    .push_bind(h.src_namespace.clone())
-                    .push_bind(h.src_pod.clone())
-                    .push_bind(h.dst_namespace.clone())
-                    .push_bind(h.dst_pod.clone())
-                    .push_bind(h.dst_port)
-                    .push_bind(h.protocol.clone())
-                    .push_bind(h.verdict.clone());
-            });
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| Error::backend("sqlite insert into policy_hits", e))?;
+            done.map_err(|e| Error::backend(format!("sqlite insert into {table}"), e))?;
+            pending = next;
         }
         tx.commit()
             .await
@@ -369,12 +410,60 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn last_time(&self, node: &str) -> Result<Option<i64>, Error> {
-        self.scalar(
-            "SELECT max(time * 1000000000 + nanos) FROM flows WHERE node = ?",
-            Some(node),
+    async fn resume_point(&self, node: &str) -> Result<Option<ResumePoint>, Error> {
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT time * 1000000000 + nanos, agent_start, stream_index FROM flows \
+             WHERE node = ? ORDER BY agent_start DESC, stream_index DESC, time DESC, nanos DESC \
+             LIMIT 1",
         )
+        .bind(node.to_owned())
+        .fetch_optional(self.writer()?)
         .await
+        .map_err(|e| Error::backend("sqlite: the last stored flow", e))?;
+        Ok(row.map(|(time_ns, start, index)| ResumePoint {
+            time_ns,
+            agent_start: start as u64,
+            stream_index: index as u64,
+        }))
+    }
+
+    async fn insert_lost(&self, rows: &[LostRow]) -> Result<(), Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT OR IGNORE INTO lost_events (time, nanos, node, source, count, detail) ",
+        );
+        q.push_values(rows, |mut b, r| {
+            b.push_bind(r.time)
+                .push_bind(r.nanos)
+                .push_bind(r.node.clone())
+                .push_bind(r.source.clone())
+                .push_bind(r.count as i64)
+                .push_bind(r.detail.clone());
+        });
+        q.build()
+            .execute(self.writer()?)
+            .await
+            .map(drop)
+            .map_err(|e| Error::backend("sqlite insert into lost_events", e))
+    }
+
+    async fn lost_total(&self, node: Option<&str>) -> Result<u64, Error> {
+        let total = match node {
+            Some(_) => {
+                self.scalar(
+                    "SELECT coalesce(sum(count), 0) FROM lost_events WHERE node = ?",
+                    node,
+                )
+                .await?
+            }
+            None => {
+                self.scalar("SELECT coalesce(sum(count), 0) FROM lost_events", None)
+                    .await?
+            }
+        };
+        Ok(total.unwrap_or(0) as u64)
     }
 
     async fn retention(
@@ -396,6 +485,7 @@ impl Store for SqliteStore {
             let cutoff = crate::now_secs() - age.as_secs() as i64;
             removed.flows += exec("DELETE FROM flows WHERE time < ?", cutoff).await?;
             removed.policy_hits += exec("DELETE FROM policy_hits WHERE time < ?", cutoff).await?;
+            exec("DELETE FROM lost_events WHERE time < ?", cutoff).await?;
         }
         if let Some(max) = max_rows {
             removed.flows += exec(

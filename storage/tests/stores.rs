@@ -137,8 +137,13 @@ async fn scenario(store: &AnyStore) -> Vec<QueryResult> {
         EXPECTED,
         "duplicates folded by uuid"
     );
-    assert_eq!(store.last_time("node-1").await.unwrap(), Some(newest));
-    assert_eq!(store.last_time("nowhere").await.unwrap(), None);
+    // Flows without a stream position resume from the newest time.
+    let resume = store.resume_point("node-1").await.unwrap().unwrap();
+    assert_eq!(
+        (resume.time_ns, resume.agent_start, resume.stream_index),
+        (newest, 0, 0)
+    );
+    assert_eq!(store.resume_point("nowhere").await.unwrap(), None);
 
     let denied = store
         .query("SELECT count(*) AS n FROM flows WHERE verdict = 'DROPPED'")
@@ -238,6 +243,60 @@ async fn clickhouse_store_dedupes_queries_read_only_and_retains() {
     let again = vigil_storage::open(&db.url).await.unwrap();
     assert_eq!(again.counts().await.unwrap(), EXPECTED);
     retention(&store).await;
+}
+
+/// Positions: the resume point is the highest stream index of the latest agent start (not the
+/// newest time); lost events are kept once per (node, time, source) and summed per node.
+async fn positions_and_lost(store: &AnyStore) {
+    use vigil_proto::vigil::Position;
+    use vigil_storage::LostRow;
+    let base = now() - 300;
+    let at = |start: u64, index: u64, secs: i64| {
+        let mut f = sample_flow("node-3", secs, 0, &format!("p-{start}-{index}"), index);
+        f.vigil_position = Some(Position {
+            agent_start_ns: start,
+            index,
+        });
+        f
+    };
+    // The first agent life; then a restarted agent whose clock reads a little earlier.
+    let mut flows: Vec<_> = (0..10).map(|i| at(1_000, i, base + i as i64)).collect();
+    flows.extend((0..3).map(|i| at(2_000, i, base + 5 + i as i64)));
+    store.insert(&flows).await.unwrap();
+    let resume = store.resume_point("node-3").await.unwrap().unwrap();
+    assert_eq!((resume.agent_start, resume.stream_index), (2_000, 2));
+    assert_eq!(resume.time_ns, (base + 7) * 1_000_000_000);
+
+    let lost = |node: &str, secs: i64, source: &str, count: u64| LostRow {
+        time: secs as u32,
+        nanos: 5,
+        node: node.into(),
+        source: source.into(),
+        count,
+        detail: "test".into(),
+    };
+    let rows = [
+        lost("node-3", base, "HUBBLE_RING_BUFFER", 7),
+        lost("node-3", base + 1, "PERF_EVENT_RING_BUFFER", 3),
+        lost("node-4", base, "HUBBLE_RING_BUFFER", 5),
+    ];
+    store.insert_lost(&rows).await.unwrap();
+    store.insert_lost(&rows[..1]).await.unwrap();
+    assert_eq!(store.lost_total(Some("node-3")).await.unwrap(), 10);
+    assert_eq!(store.lost_total(None).await.unwrap(), 15);
+    assert_eq!(store.lost_total(Some("nowhere")).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn sqlite_positions_and_lost_events() {
+    let db = TempSqlite::new();
+    positions_and_lost(&vigil_storage::open(&db.url()).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn clickhouse_positions_and_lost_events() {
+    let db = TempClickHouse::new();
+    positions_and_lost(&vigil_storage::open(&db.url).await.unwrap()).await;
 }
 
 #[tokio::test]

@@ -31,13 +31,23 @@ fn lost_events_are_ring_entries_and_a_slow_reader_is_told_what_it_missed() {
     assert_eq!(hub.read_from(&mut cursor, 100, &mut out), 9);
     assert_eq!(out.len(), 4);
     assert_eq!(hub.counts(), (4, 4, 8));
-    match overtaken(&hub, 5) {
+    // Positions: the reader missed the stream's events [0, 9); the first entry it reads is 9.
+    match overtaken(&hub, 9, 0) {
         Entry::Lost { event, .. } => {
             assert_eq!(event.source, flow::LostEventSource::HubbleRingBuffer as i32);
-            assert_eq!(event.num_events_lost, 5);
+            assert_eq!(event.num_events_lost, 9);
+            assert_eq!(event.vigil_position.map(|p| p.index), Some(0));
         }
         other => panic!("{other:?}"),
     }
+    let indexes: Vec<u64> = out
+        .iter()
+        .map(|e| match &**e {
+            Entry::Flow(f) => f.vigil_position.map_or(u64::MAX, |p| p.index),
+            Entry::Lost { event, .. } => event.vigil_position.map_or(u64::MAX, |p| p.index),
+        })
+        .collect();
+    assert_eq!(indexes, [9, 10, 11, 12]);
 }
 
 #[tokio::test]

@@ -118,6 +118,7 @@ fn write_flow(out: &mut String, f: &flow::Flow) -> Result {
         return Err(Unsupported::Any);
     }
     o.opt_msg("vigil_trace", f.vigil_trace.as_ref(), write_policy_trace)?;
+    o.opt_msg("vigil_position", f.vigil_position.as_ref(), write_position)?;
     o.close();
     Ok(())
 }
@@ -335,6 +336,7 @@ fn write_lost_event(out: &mut String, l: &flow::LostEvent) -> Result {
     }
     o.opt_msg("first", l.first.as_ref(), write_timestamp)?;
     o.opt_msg("last", l.last.as_ref(), write_timestamp)?;
+    o.opt_msg("vigil_position", l.vigil_position.as_ref(), write_position)?;
     o.close();
     Ok(())
 }
@@ -369,6 +371,14 @@ fn write_policy_trace(out: &mut String, t: &vigil::PolicyTrace) -> Result {
     });
     o.u32("packet_length", t.packet_length);
     o.u32("ip_protocol", t.ip_protocol);
+    o.close();
+    Ok(())
+}
+
+fn write_position(out: &mut String, p: &vigil::Position) -> Result {
+    let mut o = Obj::open(out);
+    o.u64("agent_start_ns", p.agent_start_ns);
+    o.u64("index", p.index);
     o.close();
     Ok(())
 }

@@ -299,6 +299,10 @@ fn lost_and_node_status_events_match_reflect() {
                     cpu,
                     first: ts(1_764_150_000, 0),
                     last: ts(1_764_150_001, 500),
+                    vigil_position: cpu.map(|c| vigil::Position {
+                        agent_start_ns: 1_764_149_000_000_000_000,
+                        index: c.unsigned_abs().into(),
+                    }),
                 })),
                 node_name: "node-2".into(),
                 time: ts(1_764_150_001, 999),
@@ -612,6 +616,10 @@ impl Rng {
                 cpu: self.chance().then(|| self.i32()),
                 first: self.timestamp(),
                 last: self.timestamp(),
+                vigil_position: self.chance().then(|| vigil::Position {
+                    agent_start_ns: self.u64(),
+                    index: self.u64(),
+                }),
             })),
             2 => Some(ResponseTypes::NodeStatus(relay::NodeStatusEvent {
                 state_change: self.i32(),
