@@ -94,10 +94,9 @@ function App() {
   const [theme, setTheme] = useStored<Theme>('vigil.theme', 'auto');
   const [ask, setAsk] = useState<{ reason: string; resolve: (t: string | null) => void } | null>(null);
 
-  useEffect(() => {
-    if (theme === 'auto') delete document.documentElement.dataset.theme;
-    else document.documentElement.dataset.theme = theme;
-  }, [theme]);
+  // Applied during render, so the page never shows one frame in the old scheme.
+  if (theme === 'auto') delete document.documentElement.dataset.theme;
+  else document.documentElement.dataset.theme = theme;
   useEffect(() => onTokenNeeded((reason) => new Promise((resolve) => setAsk({ reason, resolve }))), []);
 
   const path = route.path === '/' ? '/flows' : route.path;

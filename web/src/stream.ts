@@ -48,6 +48,8 @@ export interface StreamState {
   /** Flows that left the view's buffer (oldest first) because it is bounded. */
   evicted: number;
   nodes: Record<string, { state: string; message: string }>;
+  /** Stored flows shown beneath the live ones (from before the stream started). */
+  backfilled: number;
   /** Flows per second over the last few seconds. */
   rate: number;
   paused: boolean;
@@ -88,6 +90,7 @@ export class FlowStream {
     held: 0,
     evicted: 0,
     nodes: {},
+    backfilled: 0,
     rate: 0,
     paused: false,
   };
@@ -206,6 +209,31 @@ export class FlowStream {
     this.version++;
     this.stats.renders++;
     this.onChange();
+  }
+
+  /**
+   * Puts stored flows (newest first, as /api/v1/flows answers) beneath the live ones: only
+   * those older than every live flow shown, and none twice.
+   */
+  backfill(stored: Flow[]): void {
+    const live: Flow[] = [];
+    for (let i = 0; i < this.ring.size; i++) live.push(this.ring.get(i)!);
+    const seen = new Set(live.map((f) => f.uuid).concat(this.pending.map((f) => f.uuid)));
+    const oldest = live.length ? live[live.length - 1]!.time : this.pending[0]?.time;
+    const older = stored.filter((f) => !seen.has(f.uuid) && (oldest === undefined || f.time <= oldest));
+    const room = Math.max(0, this.ring.capacity - live.length);
+    const kept = older.slice(0, room);
+    this.ring.clear();
+    for (let i = kept.length - 1; i >= 0; i--) this.ring.push(kept[i]!);
+    for (let i = live.length - 1; i >= 0; i--) this.ring.push(live[i]!);
+    this.state.backfilled = kept.length;
+    this.changed();
+  }
+
+  /** A message for the user that is not a stream failure. */
+  note(message: string): void {
+    this.state.error = message;
+    this.changed();
   }
 
   setPaused(p: boolean): void {

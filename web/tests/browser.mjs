@@ -1,19 +1,17 @@
 // Launching Debian's Chromium through playwright-core (no browser download: the closed
 // network refuses it). Shared by the browser tests, the benchmark and the screenshot script.
 
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
-/** A headless Chromium with a fresh profile; `close()` removes the profile too. */
+/** A headless Chromium; playwright gives every launch a fresh temporary profile (its own
+ *  --user-data-dir, removed on close), so no state leaks from one run to the next. */
 export async function launch() {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium; scripts/setup.sh does it)`);
   }
-  const profile = mkdtempSync(join(tmpdir(), 'vigil-chromium-'));
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -28,12 +26,10 @@ export async function launch() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
-      `--user-data-dir=${profile}`,
     ],
   });
   const close = async () => {
     await browser.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
   };
   return { browser, close };
 }

@@ -140,7 +140,7 @@ test('drops-page', async (page) => {
     api.by_policy.some((p) => shownPolicies.includes(p.policy)),
     `the policies shown (${shownPolicies}) are the API's (${api.by_policy.map((p) => p.policy)})`,
   );
-  await page.screenshot({ path: join(OUT, 'drops-page.png'), fullPage: true });
+  await page.screenshot({ path: join(OUT, 'drops-charts.png'), fullPage: true });
   // Clicking a policy opens the Flows page filtered to its drops.
   const first = shownPolicies[0];
   await page.click('[data-testid=drops-by-policy-item] a >> nth=0');
@@ -148,9 +148,10 @@ test('drops-page', async (page) => {
   const params = new URL(page.url()).searchParams;
   check(params.get('verdict') === 'DROPPED', `filtered to drops (${page.url()})`);
   check(!first.startsWith('(') ? params.get('policy') === first : true, `filtered to ${first} (${page.url()})`);
-  await until('the policy\'s dropped flows', async () => {
+  await until(`dropped flows decided by ${first}`, async () => {
     const v = await columnTexts(page, 'verdict');
-    return v.length >= 1 && v.every((x) => x === 'DROPPED');
+    const p = await columnTexts(page, 'policy');
+    return v.length >= 1 && v.every((x) => x === 'DROPPED') && (first.startsWith('(') || p.every((x) => x === first));
   });
 });
 
@@ -237,12 +238,14 @@ test('dark-scheme', async (page) => {
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.goto(`${BASE}/flows`);
   await until('live flows', async () => (await page.$$('[data-testid=flow-row]')).length >= 1);
-  const dark = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const dark = await background();
   await page.click('[data-testid=theme-toggle]'); // auto -> dark (explicit)
   await page.click('[data-testid=theme-toggle]'); // dark -> light
-  const light = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
-  check(dark !== light, `the toggle switches the scheme (${dark} vs ${light})`);
-  await page.click('[data-testid=theme-toggle]'); // back to auto (dark here)
+  await until('the light scheme after the toggle', async () => (await background()) !== dark);
+  await page.screenshot({ path: join(OUT, 'light-scheme.png') });
+  await page.click('[data-testid=theme-toggle]'); // back to auto: dark here
+  await until('the system\'s dark scheme again', async () => (await background()) === dark);
 });
 
 const { browser, close } = await launch();

@@ -20,6 +20,8 @@ export const EXTRA_KEYS = ['from_pod', 'to_pod', 'ip', 'node', 'direction', 'dro
 const ALL_KEYS = [...FILTER_KEYS, ...EXTRA_KEYS];
 
 const BUFFER = 20_000;
+/** Stored flows shown under the live ones when the stream starts. */
+const BACKFILL = 200;
 const PAGE = 500;
 /** History pages kept in memory at most (PAGE flows each). */
 const MAX_PAGES = 40;
@@ -47,20 +49,33 @@ export function verdictClass(v: string): string {
 }
 
 const COLUMNS: Column<Flow>[] = [
-  { key: 'time', title: 'Time', width: '96px', render: (f) => <span title={f.time}>{fmtTime(f.time)}</span> },
+  { key: 'time', title: 'Time', width: '104px', render: (f) => <span title={f.time}>{fmtTime(f.time)}</span> },
   { key: 'node', title: 'Node', width: '70px', render: (f) => f.node },
   { key: 'src', title: 'Source', width: 'minmax(120px, 1.3fr)', render: (f) => <span title={`${f.src.ip}:${f.src.port}`}>{endpoint(f.src)}</span> },
   { key: 'dst', title: 'Destination', width: 'minmax(120px, 1.3fr)', render: (f) => <span title={`${f.dst.ip}:${f.dst.port}`}>{endpoint(f.dst)}</span> },
-  { key: 'port', title: 'Port', width: '52px', render: (f) => (f.dst.port ? String(f.dst.port) : '') },
+  { key: 'port', title: 'Port', width: '60px', render: (f) => (f.dst.port ? String(f.dst.port) : '') },
   { key: 'protocol', title: 'Proto', width: '56px', render: (f) => f.protocol },
-  { key: 'direction', title: 'Dir', width: '64px', render: (f) => (f.direction === 'INGRESS' ? 'ingress' : f.direction === 'EGRESS' ? 'egress' : '?') },
-  { key: 'verdict', title: 'Verdict', width: '88px', render: (f) => <span class={`verdict ${verdictClass(f.verdict)}`}>{f.verdict}</span> },
+  {
+    key: 'direction',
+    title: 'Dir',
+    width: '84px',
+    render: (f) => `${f.direction === 'INGRESS' ? 'ingress' : f.direction === 'EGRESS' ? 'egress' : '?'}${f.is_reply ? ' ↩' : ''}`,
+  },
+  { key: 'verdict', title: 'Verdict', width: '100px', render: (f) => <span class={`verdict ${verdictClass(f.verdict)}`}>{f.verdict}</span> },
   { key: 'drop_reason', title: 'Reason', width: '100px', render: (f) => f.drop_reason },
-  { key: 'policy', title: 'Policy', width: 'minmax(140px, 1.6fr)', render: (f) => f.policy },
+  { key: 'policy', title: 'Policy', width: 'minmax(140px, 1.6fr)', render: (f) => f.policy || <span class="muted">{noPolicy(f)}</span> },
   { key: 'flags', title: 'Flags', width: '74px', render: (f) => f.tcp_flags },
   { key: 'summary', title: 'Summary', width: 'minmax(100px, 1fr)', render: (f) => f.summary },
 ];
-const DEFAULT_COLUMNS = ['time', 'src', 'dst', 'port', 'protocol', 'verdict', 'policy', 'node'];
+const DEFAULT_COLUMNS = ['time', 'src', 'dst', 'port', 'protocol', 'direction', 'verdict', 'policy', 'node'];
+
+/** What decided a flow no policy decided: the trace says (default allow, reply, ...). */
+function noPolicy(f: Flow): string {
+  const h = f.hits.find((x) => x.enforcement !== 'pending');
+  if (h?.hit_kind === 'default-allow') return 'default allow';
+  if (f.is_reply) return 'reply (conntrack)';
+  return h?.hit_kind ?? '';
+}
 
 export function FlowsPage({ route, range }: { route: Route; range: TimeRange }) {
   const filters = useMemo(() => filtersOf(route.params), [route.params.toString()]);
@@ -104,7 +119,17 @@ function LiveFlows(p: TableProps) {
     const s = new FlowStream(p.filters, BUFFER, () => render((n) => n + 1));
     stream.current = s;
     lastSize.current = 0;
-    return () => s.close();
+    // The stream starts now: show the latest stored flows beneath it meanwhile.
+    const ctl = new AbortController();
+    api<FlowsPageData>(`/api/v1/flows${query({ ...p.filters, since: '15m', limit: BACKFILL })}`, { signal: ctl.signal })
+      .then((r) => s.backfill(r.flows))
+      .catch((e: unknown) => {
+        if (!(e instanceof DOMException && e.name === 'AbortError')) s.note(`recent stored flows: ${e instanceof Error ? e.message : String(e)}`);
+      });
+    return () => {
+      ctl.abort();
+      s.close();
+    };
   }, [key]);
 
   const s = stream.current;
@@ -131,6 +156,7 @@ function LiveFlows(p: TableProps) {
           {fmtNum(s.ring.size)} shown
         </span>
         <span class="stat">{fmtNum(st.received)} received</span>
+        {st.backfilled > 0 && <span class="stat muted">+{fmtNum(st.backfilled)} stored</span>}
         <span class="stat">{fmtNum(st.rate)}/s</span>
         <span
           class={`stat ${st.lostTotal ? 'lost' : ''}`}
@@ -373,6 +399,9 @@ function policyRef(h: Hit): string {
 function FlowDetail({ flow, onClose }: { flow: Flow; onClose: () => void }) {
   const enforced = flow.hits.filter((h) => h.enforcement !== 'pending');
   const pending = flow.hits.filter((h) => h.enforcement === 'pending');
+  // The deciding hit: the last enforced one naming the deciding policy (earlier ones may be a
+  // Pass or Log of the same policy).
+  const deciding = flow.policy ? enforced.findLast((h) => policyRef(h) === flow.policy) : undefined;
   const peer = (title: string, x: Flow['src']) => (
     <div class="peer">
       <h4>{title}</h4>
@@ -393,7 +422,7 @@ function FlowDetail({ flow, onClose }: { flow: Flow; onClose: () => void }) {
       </dl>
     </div>
   );
-  const hitTable = (hits: Hit[], testid: string) => (
+  const hitTable = (hits: Hit[], testid: string, decider?: Hit) => (
     <table class="hits" data-testid={testid}>
       <thead>
         <tr>
@@ -407,9 +436,18 @@ function FlowDetail({ flow, onClose }: { flow: Flow; onClose: () => void }) {
       </thead>
       <tbody>
         {hits.map((h, i) => (
-          <tr key={i} class={flow.policy && policyRef(h) === flow.policy ? 'deciding' : ''} data-testid="hit-row">
-            <td>
-              <a href={href('/flows', { policy: policyRef(h) })}>{h.name ? policyRef(h) : '—'}</a>
+          <tr key={i} class={h === decider ? 'deciding' : ''} data-testid="hit-row">
+            <td class="hit-policy">
+              {h.name ? (
+                <a href={href('/flows', { policy: policyRef(h) })} title={policyRef(h)}>
+                  <span class="muted small">{h.kind}</span>
+                  <br />
+                  {h.namespace ? `${h.namespace}/` : ''}
+                  {h.name}
+                </a>
+              ) : (
+                <span class="muted">{h.hit_kind}</span>
+              )}
             </td>
             <td>{h.tier || '—'}</td>
             <td>{h.rule_index >= 0 ? h.rule_index : '—'}</td>
@@ -436,7 +474,7 @@ function FlowDetail({ flow, onClose }: { flow: Flow; onClose: () => void }) {
       </header>
       <div class="decided">
         <span class="muted">Decided by</span>{' '}
-        <strong data-testid="detail-policy">{flow.policy || 'no policy (default)'}</strong>
+        <strong data-testid="detail-policy">{flow.policy || `no policy: ${noPolicy(flow) || 'default'}`}</strong>
         {flow.drop_reason && <span class="muted"> · {flow.drop_reason}</span>}
       </div>
       <dl class="meta">
@@ -461,7 +499,7 @@ function FlowDetail({ flow, onClose }: { flow: Flow; onClose: () => void }) {
         {peer('Destination', flow.dst)}
       </div>
       <h4>Enforced trace</h4>
-      {enforced.length ? hitTable(enforced, 'trace-enforced') : <div class="empty small">No enforced hit recorded</div>}
+      {enforced.length ? hitTable(enforced, 'trace-enforced', deciding) : <div class="empty small">No enforced hit recorded</div>}
       <h4>Pending (staged) trace</h4>
       {pending.length ? hitTable(pending, 'trace-pending') : <div class="empty small">No staged policy matched</div>}
       {flow.policy && (

@@ -5,7 +5,7 @@
 import { useMemo, useRef, useState } from 'preact/hooks';
 import { query } from '../api';
 import { ErrorBox } from '../components/ErrorBox';
-import { layout } from '../force';
+import { layout } from '../layout';
 import { fmtNum } from '../format';
 import { useApi, useWidth } from '../hooks';
 import { href, setParams, type Route } from '../router';
@@ -44,9 +44,9 @@ export function ServiceMapPage({ route, range }: { route: Route; range: TimeRang
 
   const box = useRef<HTMLDivElement>(null);
   const width = Math.max(useWidth(box, 900), 500);
-  const height = 560;
+  // The map fills the window below the toolbar (1280x800 included).
+  const height = Math.max(420, Math.min(900, window.innerHeight - 150));
   const [sel, setSel] = useState<{ node?: string; pair?: string } | null>(null);
-  const prev = useRef<Map<string, { x: number; y: number }>>();
 
   const pairs = useMemo(() => {
     const m = new Map<string, Pair>();
@@ -63,27 +63,16 @@ export function ServiceMapPage({ route, range }: { route: Route; range: TimeRang
   }, [data, verdicts.join()]);
 
   const nodes = data?.nodes ?? [];
-  const pos = useMemo(() => {
-    const l = layout(
-      nodes.map((n) => ({ id: n.id, group: groupOf(n) })),
-      pairs,
-      width,
-      height,
-      prev.current,
-    );
-    prev.current = new Map([...l].map(([k, v]) => [k, { x: v.x, y: v.y }]));
-    return l;
-  }, [data, pairs, width]);
-
-  // Namespace boxes around their members.
-  const boxes = new Map<string, { x0: number; y0: number; x1: number; y1: number }>();
-  for (const n of nodes) {
-    const p = pos.get(n.id);
-    if (!p) continue;
-    const g = groupOf(n);
-    const b = boxes.get(g) ?? { x0: Infinity, y0: Infinity, x1: -Infinity, y1: -Infinity };
-    boxes.set(g, { x0: Math.min(b.x0, p.x), y0: Math.min(b.y0, p.y), x1: Math.max(b.x1, p.x), y1: Math.max(b.y1, p.y) });
-  }
+  const { pos, cells } = useMemo(
+    () =>
+      layout(
+        nodes.map((n) => ({ id: n.id, group: groupOf(n) })),
+        pairs,
+        width,
+        height,
+      ),
+    [data, pairs, width],
+  );
   const maxCount = Math.max(1, ...pairs.map((p) => p.forwarded + p.dropped + p.audit));
   const selPair = sel?.pair ? pairs.find((p) => `${p.source}→${p.target}` === sel.pair) : undefined;
   const selNode = sel?.node ? nodes.find((n) => n.id === sel.node) : undefined;
@@ -132,11 +121,11 @@ export function ServiceMapPage({ route, range }: { route: Route; range: TimeRang
                 </marker>
               ))}
             </defs>
-            {[...boxes.entries()].map(([g, b]) => (
-              <g key={g} class="ns-box" data-testid="map-namespace-group">
-                <rect x={b.x0 - 50} y={b.y0 - 34} width={b.x1 - b.x0 + 100} height={b.y1 - b.y0 + 60} rx={10} />
-                <text x={b.x0 - 42} y={b.y0 - 18}>
-                  {g}
+            {cells.map((c) => (
+              <g key={c.group} class="ns-box" data-testid="map-namespace-group">
+                <rect x={c.x + 6} y={c.y + 6} width={c.w - 12} height={c.h - 12} rx={10} />
+                <text x={c.x + 16} y={c.y + 24}>
+                  {c.group}
                 </text>
               </g>
             ))}
@@ -154,19 +143,24 @@ export function ServiceMapPage({ route, range }: { route: Route; range: TimeRang
               return (
                 <g key={k} class={`edge ${sel?.pair === k ? 'selected' : ''}`} onClick={() => setSel({ pair: k })}>
                   {shown.map((v, i) => {
+                    // A gentle curve to the right of the direction of travel, so A->B and B->A
+                    // do not overlap; one stroke per verdict, side by side.
                     const off = (i - (shown.length - 1) / 2) * 4;
+                    const bend = Math.min(40, len * 0.12) + off;
+                    const mx = (a.x + b.x) / 2 + nx * bend;
+                    const my = (a.y + b.y) / 2 + ny * bend;
                     // Stop short of the node circles so arrowheads stay visible.
-                    const x1 = a.x + (dx / len) * 16 + nx * off;
-                    const y1 = a.y + (dy / len) * 16 + ny * off;
-                    const x2 = b.x - (dx / len) * 18 + nx * off;
-                    const y2 = b.y - (dy / len) * 18 + ny * off;
+                    const ux = (x: number, y: number, toX: number, toY: number, d: number) => {
+                      const l = Math.hypot(toX - x, toY - y) || 1;
+                      return [x + ((toX - x) / l) * d, y + ((toY - y) / l) * d] as const;
+                    };
+                    const [x1, y1] = ux(a.x, a.y, mx, my, 16);
+                    const [x2, y2] = ux(b.x, b.y, mx, my, 18);
                     return (
-                      <line
+                      <path
                         key={v.key}
-                        x1={x1}
-                        y1={y1}
-                        x2={x2}
-                        y2={y2}
+                        d={`M${x1.toFixed(1)},${y1.toFixed(1)} Q${mx.toFixed(1)},${my.toFixed(1)} ${x2.toFixed(1)},${y2.toFixed(1)}`}
+                        fill="none"
                         stroke={v.color}
                         stroke-width={1.5 + 3 * Math.sqrt(p[v.key] / maxCount)}
                         marker-end={`url(#arrow-${v.key})`}
@@ -178,7 +172,7 @@ export function ServiceMapPage({ route, range }: { route: Route; range: TimeRang
                         <title>
                           {p.source} → {p.target}: {fmtNum(p[v.key])} {v.label}
                         </title>
-                      </line>
+                      </path>
                     );
                   })}
                   <line class="edge-hit" x1={a.x} y1={a.y} x2={b.x} y2={b.y} />
