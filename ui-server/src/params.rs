@@ -273,9 +273,9 @@ impl Filter {
         }
         for v in p.all("drop_reason") {
             let up = v.to_ascii_uppercase();
-            let known = vigil_proto::flow::DropReason::from_str_name(&up).is_some()
-                || up.bytes().all(|b| b.is_ascii_digit());
-            if !known {
+            // Any Hubble drop reason name (or number) as stored; not only those this proto knows.
+            let name_like = up.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !name_like {
                 return Err(ApiError::param(
                     "drop_reason",
                     format!("{v:?}: expected a Hubble drop reason name like POLICY_DENY"),
