@@ -159,7 +159,7 @@ async function main() {
     });
   }
   const relay = await freePort();
-  start('relay', join(BIN, 'relay'), ['--state', state, '--listen', relay, '--store', `sqlite://${join(state, 'flows.db')}`]);
+  start('relay', join(BIN, 'relay'), ['--state', state, '--listen', relay, '--metrics', 'none', '--store', `sqlite://${join(state, 'flows.db')}`]);
   const ui = await freePort();
   const uiArgs = ['--listen', ui, '--relay', relay, '--store', `sqlite://${join(state, 'flows.db')}`, '--state', state, '--web', dist];
   if (opts.queue) uiArgs.push('--stream-queue', opts.queue);
