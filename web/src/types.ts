@@ -15,7 +15,8 @@ export interface Hit {
   namespace: string;
   name: string;
   tier: string;
-  rule_index: number;
+  /** null (or -1) when the hit is not a rule: end of tier, default allow. */
+  rule_index: number | null;
   action: string;
   enforcement: string;
   hit_kind: string;

@@ -63,18 +63,40 @@ const COLUMNS: Column<Flow>[] = [
   },
   { key: 'verdict', title: 'Verdict', width: '100px', render: (f) => <span class={`verdict ${verdictClass(f.verdict)}`}>{f.verdict}</span> },
   { key: 'drop_reason', title: 'Reason', width: '100px', render: (f) => f.drop_reason },
-  { key: 'policy', title: 'Policy', width: 'minmax(140px, 1.6fr)', render: (f) => f.policy || <span class="muted">{noPolicy(f)}</span> },
+  { key: 'policy', title: 'Policy', width: 'minmax(140px, 1.6fr)', render: (f) => <PolicyCell f={f} /> },
   { key: 'flags', title: 'Flags', width: '74px', render: (f) => f.tcp_flags },
   { key: 'summary', title: 'Summary', width: 'minmax(100px, 1fr)', render: (f) => f.summary },
 ];
 const DEFAULT_COLUMNS = ['time', 'src', 'dst', 'port', 'protocol', 'direction', 'verdict', 'policy', 'node'];
 
+/** The last hit of one view (enforced or pending): the one that decided in that view. */
+function lastHit(f: Flow, enforcement: 'enforced' | 'pending'): Hit | undefined {
+  return f.hits.findLast((h) => (enforcement === 'pending' ? h.enforcement === 'pending' : h.enforcement !== 'pending'));
+}
+
 /** What decided a flow no policy decided: the trace says (default allow, reply, ...). */
 function noPolicy(f: Flow): string {
-  const h = f.hits.find((x) => x.enforcement !== 'pending');
+  const h = lastHit(f, 'enforced');
   if (h?.hit_kind === 'default-allow') return 'default allow';
   if (f.is_reply) return 'reply (conntrack)';
-  return h?.hit_kind ?? '';
+  return h?.hit_kind.replace(/-/g, ' ') ?? '';
+}
+
+/** For an AUDIT flow, the staged policy whose decision (would deny) it reports. */
+function stagedDecider(f: Flow): string {
+  const h = lastHit(f, 'pending');
+  return h && h.name ? policyRef(h) : '';
+}
+
+function PolicyCell({ f }: { f: Flow }) {
+  if (f.verdict === 'AUDIT' && stagedDecider(f)) {
+    return (
+      <span class="staged-decider" title="the staged (pending) view's decision">
+        staged: {stagedDecider(f)}
+      </span>
+    );
+  }
+  return f.policy ? <>{f.policy}</> : <span class="muted">{noPolicy(f)}</span>;
 }
 
 export function FlowsPage({ route, range }: { route: Route; range: TimeRange }) {
@@ -155,7 +177,7 @@ function LiveFlows(p: TableProps) {
         <span class="stat" data-testid="flow-count">
           {fmtNum(s.ring.size)} shown
         </span>
-        <span class="stat">{fmtNum(st.received)} received</span>
+        <span class="stat">{fmtNum(st.received)} live</span>
         {st.backfilled > 0 && <span class="stat muted">+{fmtNum(st.backfilled)} stored</span>}
         <span class="stat">{fmtNum(st.rate)}/s</span>
         <span
@@ -199,7 +221,7 @@ function NodeChips({ nodes }: { nodes: Record<string, { state: string; message: 
     <>
       {Object.entries(nodes).map(([name, n]) => (
         <span key={name} class={`chip ${n.state === 'NODE_CONNECTED' ? 'ok' : 'bad'}`} title={n.message}>
-          {name}: {n.state.replace('NODE_', '').toLowerCase()}
+          {name} {n.state === 'NODE_CONNECTED' ? '✓' : `: ${n.state.replace('NODE_', '').toLowerCase()}`}
         </span>
       ))}
     </>
@@ -430,8 +452,6 @@ function FlowDetail({ flow, onClose }: { flow: Flow; onClose: () => void }) {
           <th>Tier</th>
           <th>Rule</th>
           <th>Action</th>
-          <th>Kind</th>
-          <th>Dir</th>
         </tr>
       </thead>
       <tbody>
@@ -440,8 +460,7 @@ function FlowDetail({ flow, onClose }: { flow: Flow; onClose: () => void }) {
             <td class="hit-policy">
               {h.name ? (
                 <a href={href('/flows', { policy: policyRef(h) })} title={policyRef(h)}>
-                  <span class="muted small">{h.kind}</span>
-                  <br />
+                  <span class="muted small hit-kind">{h.kind}</span>
                   {h.namespace ? `${h.namespace}/` : ''}
                   {h.name}
                 </a>
@@ -450,12 +469,10 @@ function FlowDetail({ flow, onClose }: { flow: Flow; onClose: () => void }) {
               )}
             </td>
             <td>{h.tier || '—'}</td>
-            <td>{h.rule_index >= 0 ? h.rule_index : '—'}</td>
+            <td title={`${h.hit_kind} (${h.direction.toLowerCase()})`}>{typeof h.rule_index === 'number' && h.rule_index >= 0 ? h.rule_index : h.hit_kind.replace(/-/g, ' ')}</td>
             <td>
               <span class={`action a-${h.action || 'none'}`}>{h.action || '—'}</span>
             </td>
-            <td>{h.hit_kind}</td>
-            <td>{h.direction.toLowerCase()}</td>
           </tr>
         ))}
       </tbody>
@@ -476,7 +493,18 @@ function FlowDetail({ flow, onClose }: { flow: Flow; onClose: () => void }) {
         <span class="muted">Decided by</span>{' '}
         <strong data-testid="detail-policy">{flow.policy || `no policy: ${noPolicy(flow) || 'default'}`}</strong>
         {flow.drop_reason && <span class="muted"> · {flow.drop_reason}</span>}
+        {stagedDecider(flow) && stagedDecider(flow) !== flow.policy && (
+          <div data-testid="detail-staged">
+            <span class="muted">Staged view</span>{' '}
+            <span class={`action a-${lastHit(flow, 'pending')?.action ?? ''}`}>{lastHit(flow, 'pending')?.action}</span> by{' '}
+            <strong>{stagedDecider(flow)}</strong>
+          </div>
+        )}
       </div>
+      <h4>Enforced trace</h4>
+      {enforced.length ? hitTable(enforced, 'trace-enforced', deciding) : <div class="empty small">No enforced hit recorded</div>}
+      <h4>Pending (staged) trace</h4>
+      {pending.length ? hitTable(pending, 'trace-pending') : <div class="empty small">No staged policy matched</div>}
       <dl class="meta">
         <dt>Time</dt>
         <dd>{flow.time}</dd>
@@ -498,10 +526,6 @@ function FlowDetail({ flow, onClose }: { flow: Flow; onClose: () => void }) {
         {peer('Source', flow.src)}
         {peer('Destination', flow.dst)}
       </div>
-      <h4>Enforced trace</h4>
-      {enforced.length ? hitTable(enforced, 'trace-enforced', deciding) : <div class="empty small">No enforced hit recorded</div>}
-      <h4>Pending (staged) trace</h4>
-      {pending.length ? hitTable(pending, 'trace-pending') : <div class="empty small">No staged policy matched</div>}
       {flow.policy && (
         <p>
           <a href={href('/flows', { policy: flow.policy })}>Flows decided by {flow.policy} →</a>
