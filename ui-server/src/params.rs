@@ -3,8 +3,10 @@
 //! Semantics (docs/ui-api.md): different parameters are ANDed, repeats of one parameter ORed.
 //! `pod`, `namespace`, `ip` and `port` match either side; `from_pod` / `to_pod` one side. Pod
 //! values are `namespace/name-prefix`, `namespace/` or a bare `name-prefix` (any namespace), as in
-//! Hubble. `policy` matches flows any of whose hits (enforced or staged) name the policy:
-//! `name`, `Kind/name` or `namespace/name`, `Kind/namespace/name`. `q` is free text: every
+//! Hubble. `policy` matches flows *decided* by the policy, as `observe --policy` does: the
+//! enforced deciding policy (the flow's `policy`), the pending (staged view's) deciding policy
+//! (the last pending hit), or for flows without a Vigil trace a Hubble allowed/denied list entry;
+//! written `name`, `Kind/name` or `namespace/name`, `Kind/namespace/name`. `q` is free text: every
 //! whitespace-separated term must appear (ASCII case-insensitively) in a pod, namespace, IP or the
 //! deciding policy.
 //!
@@ -153,6 +155,16 @@ impl PolicyRef {
                 name: name.to_owned(),
             }),
             _ => Err(bad()),
+        }
+    }
+
+    /// Whether `Kind/name` or `Kind/namespace/name` (a flow's `policy`) is this policy.
+    pub fn matches_id(&self, id: &str) -> bool {
+        let parts: Vec<&str> = id.split('/').collect();
+        match parts[..] {
+            [kind, name] => self.matches(kind, "", name),
+            [kind, namespace, name] => self.matches(kind, namespace, name),
+            _ => false,
         }
     }
 
@@ -309,12 +321,7 @@ impl Filter {
             && pods(&self.from_pods, &f.src_namespace, &f.src_pod)
             && pods(&self.to_pods, &f.dst_namespace, &f.dst_pod)
             && any(&self.verdicts, &f.verdict)
-            && (self.policies.is_empty()
-                || hits.iter().any(|h| {
-                    self.policies
-                        .iter()
-                        .any(|p| p.matches(&h.policy_kind, &h.policy_namespace, &h.policy_name))
-                }))
+            && (self.policies.is_empty() || self.decided_by_policy(f, hits))
             && (self.ports.is_empty()
                 || self
                     .ports
@@ -338,6 +345,21 @@ impl Filter {
                 .iter()
                 .any(|c| c.to_ascii_lowercase().contains(t.as_str()))
             })
+    }
+
+    /// Whether one of the filter's policies decided the flow (see the module docs).
+    fn decided_by_policy(&self, f: &FlowRecord, hits: &[HitRecord]) -> bool {
+        let last_pending = hits
+            .iter()
+            .filter(|h| h.enforcement == "pending")
+            .max_by_key(|h| h.idx);
+        self.policies.iter().any(|p| {
+            let names =
+                |h: &HitRecord| p.matches(&h.policy_kind, &h.policy_namespace, &h.policy_name);
+            p.matches_id(&f.policy)
+                || last_pending.is_some_and(names)
+                || hits.iter().any(|h| h.hit_kind == "hubble" && names(h))
+        })
     }
 
     /// Hubble `FlowFilter`s (a whitelist) that pass at least every flow [`Filter::matches`]

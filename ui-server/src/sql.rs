@@ -5,9 +5,9 @@
 //!
 //! Dialect differences handled here: ClickHouse reads `FINAL` (duplicates folded), its `time` is
 //! a `DateTime` (compared with `toDateTime(N)`, read with `toUInt32(time)`), `intDiv` for
-//! buckets, `substring`/`position` instead of `substr`/`instr`, and no correlated subqueries
-//! (the policy filter is `uuid IN (...)` there, `EXISTS` on SQLite where the primary key makes it
-//! cheap). Pure: builds strings.
+//! buckets, `substring`/`position`/`endsWith` instead of `substr`/`instr`, and no correlated
+//! subqueries (the policy filter reads `uuid IN (...)` and `argMax` there, `EXISTS` on SQLite
+//! where the primary key makes it cheap). Pure: builds strings.
 
 #[cfg(test)]
 mod tests;
@@ -130,10 +130,15 @@ impl Sql {
 
     /// The condition on a `policy_hits` row naming one of `policies`.
     fn policy_cond(&self, policies: &[PolicyRef]) -> String {
+        self.policy_cond_on(policies, ["policy_kind", "policy_namespace", "policy_name"])
+    }
+
+    /// The same over expressions for kind, namespace and name.
+    fn policy_cond_on(&self, policies: &[PolicyRef], [kind_c, ns_c, name_c]: [&str; 3]) -> String {
         self.any(policies, |p| match p {
-            PolicyRef::Name(n) => format!("policy_name = {}", self.q(n)),
+            PolicyRef::Name(n) => format!("{name_c} = {}", self.q(n)),
             PolicyRef::Qualified(a, n) => format!(
-                "(policy_name = {} AND ((policy_kind = {a} AND policy_namespace = '') OR policy_namespace = {a}))",
+                "({name_c} = {} AND (({kind_c} = {a} AND {ns_c} = '') OR {ns_c} = {a}))",
                 self.q(n),
                 a = self.q(a)
             ),
@@ -142,12 +147,69 @@ impl Sql {
                 namespace,
                 name,
             } => format!(
-                "(policy_kind = {} AND policy_namespace = {} AND policy_name = {})",
+                "({kind_c} = {} AND {ns_c} = {} AND {name_c} = {})",
                 self.q(kind),
                 self.q(namespace),
                 self.q(name)
             ),
         })
+    }
+
+    /// `col` ends with `suffix`.
+    fn suffix(&self, col: &str, suffix: &str) -> String {
+        if self.ch() {
+            format!("endsWith({col}, {})", self.q(suffix))
+        } else {
+            format!(
+                "substr({col}, -{}) = {}",
+                suffix.chars().count(),
+                self.q(suffix)
+            )
+        }
+    }
+
+    /// Flows decided by one of `policies`: by the enforced decision (`flows.policy`, written
+    /// `Kind/[namespace/]name`), by the pending decision (the flow's last pending hit: pending
+    /// hits follow the enforced ones), or by a Hubble list entry of a flow without a trace.
+    fn decided_by(&self, policies: &[PolicyRef], r: &TimeRange) -> String {
+        let enforced = self.any(policies, |p| match p {
+            PolicyRef::Name(n) => self.suffix("policy", &format!("/{n}")),
+            PolicyRef::Qualified(a, n) => format!(
+                "policy = {} OR {}",
+                self.q(&format!("{a}/{n}")),
+                self.suffix("policy", &format!("/{a}/{n}"))
+            ),
+            PolicyRef::Full {
+                kind,
+                namespace,
+                name,
+            } => format!("policy = {}", self.q(&format!("{kind}/{namespace}/{name}"))),
+        });
+        let cond = self.policy_cond(policies);
+        if self.ch() {
+            // No correlated subqueries: uuid sets, narrowed to the range.
+            let mut range = self.range(r);
+            range.push(String::new());
+            let range = range.join(" AND ");
+            let last = self.policy_cond_on(
+                policies,
+                [
+                    "argMax(policy_kind, idx)",
+                    "argMax(policy_namespace, idx)",
+                    "argMax(policy_name, idx)",
+                ],
+            );
+            format!(
+                "({enforced} OR uuid IN (SELECT uuid FROM policy_hits WHERE {range}hit_kind = 'hubble' AND {cond}) \
+                 OR uuid IN (SELECT uuid FROM policy_hits WHERE {range}enforcement = 'pending' GROUP BY uuid HAVING {last}))"
+            )
+        } else {
+            format!(
+                "({enforced} OR EXISTS (SELECT 1 FROM policy_hits h WHERE h.uuid = flows.uuid AND {cond} \
+                 AND (h.hit_kind = 'hubble' OR (h.enforcement = 'pending' AND h.idx = \
+                 (SELECT max(h2.idx) FROM policy_hits h2 WHERE h2.uuid = h.uuid)))))"
+            )
+        }
     }
 
     /// The time range on a table with `time` and `nanos` (both ends inclusive).
@@ -174,8 +236,8 @@ impl Sql {
         out
     }
 
-    /// The filter's conditions on `flows`.
-    pub fn filter(&self, f: &Filter) -> Vec<String> {
+    /// The filter's conditions on `flows`; `r` narrows subqueries on `policy_hits`.
+    pub fn filter(&self, f: &Filter, r: &TimeRange) -> Vec<String> {
         let mut out = Vec::new();
         if !f.namespaces.is_empty() {
             out.push(format!(
@@ -199,12 +261,7 @@ impl Sql {
             out.push(self.in_list("verdict", &f.verdicts));
         }
         if !f.policies.is_empty() {
-            let cond = self.policy_cond(&f.policies);
-            out.push(if self.ch() {
-                format!("uuid IN (SELECT uuid FROM policy_hits WHERE {cond})")
-            } else {
-                format!("EXISTS (SELECT 1 FROM policy_hits h WHERE h.uuid = flows.uuid AND {cond})")
-            });
+            out.push(self.decided_by(&f.policies, r));
         }
         if !f.ports.is_empty() {
             let list: Vec<String> = f.ports.iter().map(u16::to_string).collect();
@@ -265,7 +322,7 @@ impl Sql {
                 self.q(uuid)
             ));
         }
-        conds.extend(self.filter(&q.filter));
+        conds.extend(self.filter(&q.filter, &q.range));
         format!(
             "SELECT {} FROM {}{} ORDER BY time DESC, nanos DESC, uuid DESC LIMIT {}",
             FLOW_COLUMNS.replace("TIME", self.time()),
@@ -339,7 +396,7 @@ impl Sql {
     fn drops_where(&self, f: &Filter, r: &TimeRange) -> String {
         let mut conds = self.range(r);
         conds.push("verdict = 'DROPPED'".into());
-        conds.extend(self.filter(f));
+        conds.extend(self.filter(f, r));
         Self::where_clause(conds)
     }
 
@@ -391,7 +448,7 @@ impl Sql {
     pub fn servicemap(&self, f: &Filter, r: &TimeRange) -> String {
         let mut conds = self.range(r);
         conds.push("is_reply <> 1".into());
-        conds.extend(self.filter(f));
+        conds.extend(self.filter(f, r));
         let sum = |v: &str| format!("sum(CASE WHEN verdict = '{v}' THEN 1 ELSE 0 END)");
         format!(
             "SELECT src_namespace, src_pod, src_labels, \

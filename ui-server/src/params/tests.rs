@@ -38,12 +38,14 @@ fn flow() -> (FlowRecord, Vec<HitRecord>) {
             policy_kind: "GlobalNetworkPolicy".into(),
             policy_name: "log-all".into(),
             action: "log".into(),
+            enforcement: "enforced".into(),
             ..HitRecord::default()
         },
         HitRecord {
             policy_kind: "StagedNetworkPolicy".into(),
             policy_namespace: "payments".into(),
             policy_name: "lockdown".into(),
+            idx: 2,
             action: "deny".into(),
             enforcement: "pending".into(),
             ..HitRecord::default()
@@ -123,19 +125,38 @@ fn local_match_follows_the_documented_semantics() {
     yes("drop_reason=POLICY_DENY");
     no("drop_reason=CT_NO_MAP_FOUND");
     no("drop_reason=POLICY_DENIED");
-    // Policies: any hit, enforced or staged, in every spelling.
-    yes("policy=log-all");
-    yes("policy=GlobalNetworkPolicy/log-all");
+    // Policies: the enforced or the pending deciding policy, in every spelling; a Log hit
+    // does not decide.
+    yes("policy=deny-ssh");
+    yes("policy=GlobalNetworkPolicy/deny-ssh");
     yes("policy=payments/lockdown");
     yes("policy=StagedNetworkPolicy/payments/lockdown");
-    no("policy=deny-ssh");
+    no("policy=log-all");
+    no("policy=GlobalNetworkPolicy/log-all");
     no("policy=ops/lockdown");
+    no("policy=ssh");
     // Free text: every term somewhere.
     yes("q=PAYMENTS");
     yes("q=deny-ssh%2010.0.0.2");
     no("q=payments%20nowhere");
     // AND across parameters.
     no("namespace=payments&verdict=FORWARDED");
+}
+
+#[test]
+fn flows_without_a_trace_are_decided_by_their_hubble_lists() {
+    let (mut f, _) = flow();
+    f.policy.clear();
+    let hits = vec![HitRecord {
+        policy_kind: "CiliumNetworkPolicy".into(),
+        policy_namespace: "payments".into(),
+        policy_name: "deny-all".into(),
+        hit_kind: "hubble".into(),
+        enforcement: "enforced".into(),
+        ..HitRecord::default()
+    }];
+    assert!(filter("policy=payments/deny-all").matches(&f, &hits));
+    assert!(!filter("policy=deny-ssh").matches(&f, &hits));
 }
 
 #[test]

@@ -60,17 +60,27 @@ fn pages_are_newest_first_after_the_cursor_with_one_row_extra() {
 }
 
 #[test]
-fn the_policy_filter_reads_policy_hits_in_each_dialects_way() {
-    let q = query("policy=shop/lockdown");
+fn the_policy_filter_reads_the_deciding_policies_in_each_dialects_way() {
+    let q = query("policy=shop/lockdown&policy=deny-ssh");
     let lite = Sql::new(Dialect::Sqlite).flows_page(&q);
+    assert!(
+        lite.contains("policy = 'shop/lockdown' OR substr(policy, -14) = '/shop/lockdown'"),
+        "{lite}"
+    );
+    assert!(lite.contains("substr(policy, -9) = '/deny-ssh'"), "{lite}");
     assert!(
         lite.contains("EXISTS (SELECT 1 FROM policy_hits h WHERE h.uuid = flows.uuid AND"),
         "{lite}"
     );
-    assert!(lite.contains("(policy_name = 'lockdown' AND ((policy_kind = 'shop' AND policy_namespace = '') OR policy_namespace = 'shop'))"), "{lite}");
-    let house = Sql::new(Dialect::ClickHouse).flows_page(&q);
     assert!(
-        house.contains("uuid IN (SELECT uuid FROM policy_hits WHERE"),
+        lite.contains("h.idx = (SELECT max(h2.idx) FROM policy_hits h2 WHERE h2.uuid = h.uuid)"),
+        "{lite}"
+    );
+    let house = Sql::new(Dialect::ClickHouse).flows_page(&q);
+    assert!(house.contains("endsWith(policy, '/deny-ssh')"), "{house}");
+    assert!(house.contains("GROUP BY uuid HAVING"), "{house}");
+    assert!(
+        house.contains("argMax(policy_name, idx) = 'lockdown'"),
         "{house}"
     );
 }

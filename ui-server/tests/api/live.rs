@@ -129,7 +129,7 @@ async fn a_slow_client_loses_flows_counted_while_a_fast_one_gets_every_flow() {
     const PER_NODE: u64 = 15_000;
     // Flows stamped a few seconds ahead: the relay's live follow (from now on) passes them once
     // their time comes, about 30,000 in one second.
-    let start = now() + 4;
+    let start = now() + 6;
     let flows = |node: &str, offset: i32| -> Vec<_> {
         (0..PER_NODE)
             .map(|i| {
@@ -174,12 +174,40 @@ async fn a_slow_client_loses_flows_counted_while_a_fast_one_gets_every_flow() {
     assert_eq!(ui.ok("/api/v1/status").await["ui"]["stream_clients"], 3);
     let total = 2 * PER_NODE as usize;
 
+    // The relay follows "from now on": flows stamped before a client's stream began (when the
+    // setup ran slow) are not its to get. From its first flow of a node on, it gets every one.
+    let expected_from_first = |uuids: &[String]| -> usize {
+        ["node-1", "node-2"]
+            .iter()
+            .map(|node| {
+                uuids
+                    .iter()
+                    .filter_map(|u| u.strip_prefix(&format!("{node}-")))
+                    .map(|i| i.parse::<u64>().unwrap())
+                    .min()
+                    .map_or(0, |first| (PER_NODE - first) as usize)
+            })
+            .sum()
+    };
+
     // The fast client reads everything while the slow one reads nothing.
-    let f = read(&mut fast, |s| s.uuids.len() >= total).await;
-    assert_eq!(f.uuids.len(), total, "the fast client got every flow");
+    let f = read(&mut fast, |s| {
+        s.uuids.len() >= total
+            || (!s.uuids.is_empty() && s.uuids.len() >= expected_from_first(&s.uuids))
+    })
+    .await;
+    assert!(
+        f.uuids.len() > total / 2,
+        "the stream began in time for most flows"
+    );
+    assert_eq!(
+        f.uuids.len(),
+        expected_from_first(&f.uuids),
+        "the fast client got every flow from its first on"
+    );
     assert_eq!(
         f.uuids.iter().collect::<HashSet<_>>().len(),
-        total,
+        f.uuids.len(),
         "once each"
     );
     assert!(
@@ -189,17 +217,35 @@ async fn a_slow_client_loses_flows_counted_while_a_fast_one_gets_every_flow() {
     );
     assert!(f.largest_batch <= 500, "batches of at most 500 flows");
 
-    let c = read(&mut filtered, |s| s.uuids.len() >= dropped_on_node_1).await;
-    assert_eq!(c.uuids.len(), dropped_on_node_1);
+    // The filtered client: node-1's dropped flows (every third) from its first on, nothing else.
+    let dropped_from_first = |uuids: &[String]| -> usize {
+        let first = uuids
+            .iter()
+            .filter_map(|u| u.strip_prefix("node-1-"))
+            .map(|i| i.parse::<u64>().unwrap())
+            .min();
+        first.map_or(usize::MAX, |first| {
+            (first..PER_NODE).filter(|i| i % 3 == 0).count()
+        })
+    };
+    let c = read(&mut filtered, |s| {
+        s.uuids.len() >= dropped_from_first(&s.uuids)
+    })
+    .await;
+    assert_eq!(c.uuids.len(), dropped_from_first(&c.uuids));
+    assert!(c.uuids.len() <= dropped_on_node_1);
     assert_eq!(c.verdicts, HashSet::from(["DROPPED".to_owned()]));
     assert!(c.uuids.iter().all(|u| u.starts_with("node-1-")));
 
-    // Now the slow one: what it did not get is reported, to the flow.
+    // Now the slow one: what it did not get is reported, to the flow. (Its first flows never
+    // find its queue full, so its first flow of each node marks where its stream began.)
+    let queue_lost = |s: &Seen| s.lost.get("UI_CLIENT_QUEUE").copied().unwrap_or(0);
     let s = read(&mut slow, |s| {
-        s.uuids.len() as i64 + s.lost.get("UI_CLIENT_QUEUE").copied().unwrap_or(0) >= total as i64
+        !s.uuids.is_empty()
+            && s.uuids.len() as i64 + queue_lost(s) >= expected_from_first(&s.uuids) as i64
     })
     .await;
-    let lost = s.lost.get("UI_CLIENT_QUEUE").copied().unwrap_or(0);
+    let lost = queue_lost(&s);
     assert!(
         lost > 0,
         "the slow client's queue overflowed and it was told"
@@ -207,7 +253,7 @@ async fn a_slow_client_loses_flows_counted_while_a_fast_one_gets_every_flow() {
     assert!(!s.uuids.is_empty());
     assert_eq!(
         s.uuids.len() as i64 + lost,
-        total as i64,
+        expected_from_first(&s.uuids) as i64,
         "received + reported lost = sent"
     );
     let st = ui.ok("/api/v1/status").await;
