@@ -14,6 +14,10 @@ use vigil_relay::{
 };
 use vigil_storage::testing::sample_flow;
 
+/// The relay binary's allocator, so the numbers are the relay's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PER_NODE: u64 = 250_000;
 
 fn flows(node: &str, offset: i32) -> Vec<vigil_proto::flow::Flow> {
