@@ -111,6 +111,8 @@ struct Loop {
     hub: Arc<Hub>,
     gauges: Arc<Mutex<Gauges>>,
     lost_reported: Option<u64>,
+    /// The last conntrack count and when it was taken (a key walk: see [`ct_count_every`]).
+    conntrack: Option<(u64, std::time::Instant)>,
     observer_addr: Option<String>,
     metrics_addr: Option<String>,
     listener_errors: Vec<String>,
@@ -118,6 +120,16 @@ struct Loop {
 
 /// The least time between two attempts to attach to interfaces that failed.
 const ATTACH_RETRY: Duration = Duration::from_secs(2);
+
+/// How often `/metrics` recounts the conntrack map: every second while it is small (a walk of
+/// a few thousand keys takes milliseconds), every 10 s once it is large.
+fn ct_count_every(last: u64) -> Duration {
+    if last < 4096 {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(10)
+    }
+}
 
 impl Loop {
     /// Whether an interface that could not be attached has appeared since (checked no more
@@ -144,9 +156,27 @@ impl Loop {
             );
         }
         self.lost_reported = Some(stats.events_lost);
+        let now = std::time::Instant::now();
+        if self
+            .conntrack
+            .is_none_or(|(n, at)| now.duration_since(at) >= ct_count_every(n))
+        {
+            match self.datapath.conntrack_entries() {
+                Ok(n) => self.conntrack = Some((n, now)),
+                Err(e) => warn!(error = format!("{e:#}"), "count conntrack entries"),
+            }
+        }
+        let maps = self
+            .datapath
+            .occupancy(self.conntrack.map(|(n, _)| n))
+            .unwrap_or_else(|e| {
+                warn!(error = format!("{e:#}"), "read map capacities");
+                Vec::new()
+            });
         let mut g = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
         g.generation = self.generation;
         g.datapath = stats;
+        g.maps = maps;
         stats
     }
 
@@ -423,6 +453,7 @@ pub async fn run(settings: Settings, mut datapath: Datapath) -> anyhow::Result<(
                         generation: sampled.generation,
                         datapath: sampled.datapath,
                         queue_len: (queue_probe.max_capacity() - queue_probe.capacity()) as u64,
+                        maps: sampled.maps,
                         ..hub.gauges()
                     };
                     hub.metrics.render(&g)
@@ -451,6 +482,7 @@ pub async fn run(settings: Settings, mut datapath: Datapath) -> anyhow::Result<(
         hub,
         gauges,
         lost_reported: None,
+        conntrack: None,
         observer_addr,
         metrics_addr,
         listener_errors,

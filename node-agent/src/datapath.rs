@@ -31,8 +31,8 @@ use vigil_policy::{Compiled, DecisionEntry};
 
 use crate::{
     abi::{
-        self, Config, EndpointKey, EndpointValue, IpcacheKeyData, IpcacheValue, PolicyKeyData,
-        PolicyValue,
+        self, Config, CtKey, CtValue, EndpointKey, EndpointValue, IpcacheKeyData, IpcacheValue,
+        PolicyKeyData, PolicyValue,
     },
     sys,
 };
@@ -64,6 +64,29 @@ pub type Interface = (Option<String>, String);
 pub struct Datapath {
     ebpf: Ebpf,
     options: Options,
+    /// Entries of the generation in force, as installed (counting an LPM trie in the kernel
+    /// walks it key by key; we know what we wrote).
+    installed: Occupancy,
+}
+
+/// Entries of the datapath's maps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Occupancy {
+    /// Local endpoints of the generation in force.
+    pub endpoints: u64,
+    /// Identity (ipcache) prefixes of the generation in force.
+    pub ipcache: u64,
+    /// Decision-table entries of the generation in force.
+    pub policy: u64,
+}
+
+/// One map's entries against its capacity, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapUse {
+    /// The map's name without the `vigil_` prefix.
+    pub map: &'static str,
+    pub entries: u64,
+    pub capacity: u64,
 }
 
 /// Counters kept by the datapath, summed over CPUs.
@@ -113,7 +136,11 @@ impl Datapath {
                 .load()
                 .with_context(|| format!("verifier rejected program {name}"))?;
         }
-        let mut datapath = Datapath { ebpf, options };
+        let mut datapath = Datapath {
+            ebpf,
+            options,
+            installed: Occupancy::default(),
+        };
         datapath.set_aggregation()?;
         Ok(datapath)
     }
@@ -214,6 +241,7 @@ impl Datapath {
 
         // The idle slot may hold leftovers of a crash mid-install: clear it first.
         self.purge_slot(next_slot)?;
+        let mut installed_endpoints = 0u64;
 
         {
             let mut endpoints: HashMap<&mut MapData, EndpointKey, EndpointValue> =
@@ -226,6 +254,7 @@ impl Datapath {
                 let Some(ifindex) = ifindex_of(&ep.namespace, &ep.name) else {
                     continue;
                 };
+                installed_endpoints += 1;
                 let key = EndpointKey {
                     ifindex,
                     slot: u32::from(next_slot),
@@ -304,9 +333,85 @@ impl Datapath {
         self.config_map()?
             .set(0, config, 0)
             .context("switch vigil_config to the new generation")?;
+        self.installed = Occupancy {
+            endpoints: installed_endpoints,
+            ipcache: compiled.ipcache.len() as u64,
+            policy: compiled.decisions.len() as u64,
+        };
         std::thread::sleep(GRACE);
         self.purge_slot(next_slot ^ 1)?;
         Ok(generation)
+    }
+
+    /// Each map's entries against its capacity: the generation in force as installed, and
+    /// conntrack counted in the kernel when `conntrack` is set (a walk of up to its capacity in
+    /// keys; callers do it rarely).
+    pub fn occupancy(&self, conntrack: Option<u64>) -> anyhow::Result<Vec<MapUse>> {
+        let capacity = |name: &str| -> anyhow::Result<u64> {
+            let map = self
+                .ebpf
+                .map(name)
+                .with_context(|| format!("map {name} missing"))?;
+            let data: &MapData = match map {
+                aya::maps::Map::Array(m)
+                | aya::maps::Map::HashMap(m)
+                | aya::maps::Map::LpmTrie(m)
+                | aya::maps::Map::LruHashMap(m)
+                | aya::maps::Map::RingBuf(m)
+                | aya::maps::Map::PerCpuArray(m) => m,
+                _ => anyhow::bail!("map {name}: unexpected type"),
+            };
+            Ok(u64::from(
+                data.info()
+                    .with_context(|| format!("map {name}: info"))?
+                    .max_entries(),
+            ))
+        };
+        let i = self.installed;
+        let mut out = vec![
+            MapUse {
+                map: "endpoints",
+                entries: i.endpoints,
+                capacity: capacity(abi::maps::ENDPOINTS)?,
+            },
+            MapUse {
+                map: "ipcache",
+                entries: i.ipcache,
+                capacity: capacity(abi::maps::IPCACHE)?,
+            },
+            MapUse {
+                map: "policy",
+                entries: i.policy,
+                capacity: capacity(abi::maps::POLICY)?,
+            },
+        ];
+        if let Some(entries) = conntrack {
+            out.push(MapUse {
+                map: "ct",
+                entries,
+                capacity: capacity(abi::maps::CT)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Connections in the conntrack map, counted key by key.
+    pub fn conntrack_entries(&self) -> anyhow::Result<u64> {
+        let map: HashMap<&MapData, CtKey, CtValue> = HashMap::try_from(
+            self.ebpf
+                .map(abi::maps::CT)
+                .context("map vigil_ct missing")?,
+        )
+        .context("open vigil_ct")?;
+        let mut n = 0u64;
+        for key in map.keys() {
+            // A key deleted while we walk ends the walk early; the count is a gauge.
+            if key.is_err() {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Removes every table entry of `slot`.

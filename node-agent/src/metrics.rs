@@ -43,6 +43,8 @@ pub struct Gauges {
     pub seen_flows: u64,
     /// Events waiting in the observer queue.
     pub queue_len: u64,
+    /// The datapath maps' entries and capacities.
+    pub maps: Vec<crate::datapath::MapUse>,
 }
 
 /// The counters.
@@ -273,6 +275,28 @@ impl Metrics {
         ] {
             header(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
+        }
+        header(
+            &mut out,
+            "vigil_map_entries",
+            "gauge",
+            "Entries of each datapath map (endpoints, ipcache and policy: the generation in force; ct: connections, recounted every 1-10 s).",
+        );
+        for m in &g.maps {
+            let _ = writeln!(out, "vigil_map_entries{{map=\"{}\"}} {}", m.map, m.entries);
+        }
+        header(
+            &mut out,
+            "vigil_map_capacity",
+            "gauge",
+            "Capacity (max_entries) of each datapath map.",
+        );
+        for m in &g.maps {
+            let _ = writeln!(
+                out,
+                "vigil_map_capacity{{map=\"{}\"}} {}",
+                m.map, m.capacity
+            );
         }
         out
     }

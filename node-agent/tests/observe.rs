@@ -380,6 +380,30 @@ fn observe_names_the_deciding_policy_of_every_verdict() {
         "{metrics}"
     );
     assert!(metrics.contains("vigil_policy_generation "), "{metrics}");
+    // Map occupancy: the installed generation's entries and the connections tracked (recounted
+    // every second while the table is small).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let metrics = http_get(&lab.metrics_addr("node-2"), "/metrics");
+    let gauge = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        gauge("vigil_map_entries{map=\"endpoints\"}") >= 2,
+        "{metrics}"
+    );
+    assert!(gauge("vigil_map_entries{map=\"policy\"}") > 0, "{metrics}");
+    assert!(gauge("vigil_map_entries{map=\"ct\"}") > 0, "{metrics}");
+    assert_eq!(
+        gauge("vigil_map_capacity{map=\"ct\"}"),
+        262_144,
+        "{metrics}"
+    );
 }
 
 fn http_get(addr: &str, path: &str) -> String {

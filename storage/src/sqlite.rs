@@ -122,7 +122,10 @@ impl SqliteStore {
         let opts = options(path)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal);
+            .synchronous(SqliteSynchronous::Normal)
+            // Eight indexes take random inserts (the uuid key above all): with SQLite's default
+            // 2 MiB page cache a store of a few million flows spends its inserts paging.
+            .pragma("cache_size", "-262144");
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts)
