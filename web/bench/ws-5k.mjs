@@ -7,6 +7,7 @@
 //
 // Run as root after `cargo build --release --workspace --bins`:
 //   node web/bench/ws-5k.mjs [--pps 1250] [--seconds 20] [--bin target/release]
+//                            [--throttle 20] [--queue 4096]
 //
 // It removes everything it created, also on Ctrl-C.
 
@@ -28,6 +29,9 @@ const { values: opts } = parseArgs({
     warmup: { type: 'string', default: '5' },
     bin: { type: 'string', default: join(root, 'target/release') },
     queue: { type: 'string' },
+    // Chromium's CPU throttling factor (DevTools' "slow CPU"): a tab that cannot keep up, to
+    // see its loss counted and reported.
+    throttle: { type: 'string' },
   },
 });
 const BIN = resolve(opts.bin);
@@ -179,6 +183,10 @@ async function main() {
   const { browser, close } = await launch();
   try {
     const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+    if (opts.throttle) {
+      const cdp = await page.context().newCDPSession(page);
+      await cdp.send('Emulation.setCPUThrottlingRate', { rate: Number(opts.throttle) });
+    }
     await page.goto(`http://${ui}/flows`);
     await page.evaluate(() => {
       window.__longTasks = 0;

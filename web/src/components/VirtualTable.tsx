@@ -62,9 +62,11 @@ export function VirtualTable<T>(p: Props<T>) {
     const r = p.row(i);
     if (r === undefined) continue;
     const key = p.rowKey(r);
+    // Keyed by position, not by row: when flows arrive on top, the same DOM rows get new text
+    // instead of being removed and recreated (far less layout and garbage per frame).
     rows.push(
       <div
-        key={key}
+        key={i}
         class={`vt-row ${p.selected === key ? 'selected' : ''} ${p.rowClass?.(r) ?? ''}`}
         style={{ top: i * rowHeight, height: rowHeight, gridTemplateColumns: grid }}
         onClick={() => p.onSelect?.(r)}
