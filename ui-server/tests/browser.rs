@@ -385,6 +385,27 @@ fn dashboard_in_chromium_against_the_demo_lab() {
         &|| stack.logs(),
     );
 
+    // A second ui-server over the same relay and store that requires a bearer token.
+    let ui_token = free_addr();
+    let secret = format!("vigil-browser-{prefix}");
+    stack.spawn(
+        "ui-server-token",
+        Command::new(bin("ui-server"))
+            .args(["--listen", &ui_token, "--relay", &relay, "--store"])
+            .arg(format!("sqlite://{}", state.join("flows.db").display()))
+            .arg("--state")
+            .arg(&state)
+            .arg("--web")
+            .arg(&dist)
+            .env("VIGIL_UI_TOKEN", &secret),
+    );
+    wait_for(
+        "the token ui-server's /healthz",
+        Duration::from_secs(30),
+        || matches!(http_get(&ui_token, "/healthz"), Some((200, _))),
+        &|| stack.logs(),
+    );
+
     // The browser tests, with a generous deadline so a hung browser cannot hang the suite.
     let screenshots = root.join("target/ui-screenshots");
     let out_file = state.join("browser.out");
@@ -392,6 +413,8 @@ fn dashboard_in_chromium_against_the_demo_lab() {
         Command::new("node")
             .arg(root.join("web/tests/run.mjs"))
             .args(["--url", &format!("http://{ui}")])
+            .args(["--token-url", &format!("http://{ui_token}")])
+            .args(["--token-value", &secret])
             .arg("--out")
             .arg(&screenshots)
             .current_dir(root.join("web"))

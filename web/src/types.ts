@@ -82,6 +82,12 @@ export interface Policy {
   loaded?: boolean;
 }
 
+export interface PoliciesResponse {
+  policies: Policy[];
+  /** Policy files that do not parse: not enforced, their last good version stays in force. */
+  rejected?: { file: string; error: string }[];
+}
+
 export type Point = [string, number];
 
 export interface HitSeries {
@@ -166,6 +172,7 @@ export interface Status {
   relay: {
     address: string;
     reachable: boolean;
+    error?: string;
     num_flows: number;
     max_flows: number;
     seen_flows: number;
@@ -174,6 +181,6 @@ export interface Status {
     unavailable_nodes: string[];
   };
   lost: Record<string, number>;
-  store: { url: string; dialect: string; flows: number; policy_hits: number };
+  store: { url: string; dialect: string; flows: number; policy_hits: number; error?: string };
   ui: { stream_clients: number; stream_lost: number };
 }

@@ -18,6 +18,9 @@ const { values: opts } = parseArgs({
     out: { type: 'string', default: '../target/ui-screenshots' },
     only: { type: 'string' },
     token: { type: 'string' },
+    // A second ui-server started with --token: the dashboard must ask for it.
+    'token-url': { type: 'string' },
+    'token-value': { type: 'string' },
     // Waits for data (rows, chart marks): traffic takes a few seconds to reach the store.
     timeout: { type: 'string', default: '45000' },
   },
@@ -248,6 +251,27 @@ test('dark-scheme', async (page) => {
   await until('the system\'s dark scheme again', async () => (await background()) === dark);
 });
 
+test('bearer-token', async (page) => {
+  const url = opts['token-url'];
+  const secret = opts['token-value'];
+  if (!url || !secret) return 'skipped: no --token-url';
+  // Without a token every API call answers 401: the dashboard asks for one.
+  await page.goto(`${url}/nodes`);
+  await page.waitForSelector('[data-testid=token-dialog]', { timeout: WAIT });
+  await page.fill('[data-testid=token-input]', 'not-the-token');
+  await page.click('[data-testid=token-save]');
+  // A wrong one is refused by the server and asked for again.
+  await page.waitForSelector('[data-testid=token-dialog]', { timeout: WAIT });
+  await page.fill('[data-testid=token-input]', secret);
+  await page.click('[data-testid=token-save]');
+  await until('nodes with the token', async () => (await page.$$('[data-testid=node-row]')).length >= 1);
+  check((await page.evaluate(() => localStorage.getItem('vigil.token'))) === secret, 'the token is kept in localStorage');
+  // The WebSocket carries it as ?token=: live flows arrive.
+  await page.goto(`${url}/flows`);
+  await page.waitForSelector('[data-testid=stream-status]:has-text("live")', { timeout: WAIT });
+  await until('live flows with the token', async () => ((await page.evaluate(() => window.__vigilStream?.received ?? 0)) ?? 0) >= 1);
+});
+
 const { browser, close } = await launch();
 let passed = 0;
 let failed = 0;
@@ -261,10 +285,10 @@ try {
     page.on('pageerror', (e) => consoleErrors.push(String(e)));
     const started = Date.now();
     try {
-      await t.fn(page);
+      const note = await t.fn(page);
       check(consoleErrors.length === 0, `uncaught errors in the page: ${consoleErrors.join('; ')}`);
       passed++;
-      console.log(`ok - ${t.name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+      console.log(`ok - ${t.name} (${((Date.now() - started) / 1000).toFixed(1)} s)${typeof note === 'string' ? ` # ${note}` : ''}`);
     } catch (e) {
       failed++;
       console.log(`not ok - ${t.name}: ${e instanceof Failure ? e.message : e?.stack ?? e}`);

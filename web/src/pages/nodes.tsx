@@ -49,6 +49,7 @@ export function NodesPage() {
             <h2>Relay</h2>
             <div class={`big ${s.relay.reachable ? 'ok' : 'bad'}`}>{s.relay.reachable ? 'reachable' : 'unreachable'}</div>
             <div class="muted">{s.relay.address}</div>
+            {s.relay.error && <div class="error-text">{s.relay.error}</div>}
             <div>
               {s.relay.num_connected_nodes} connected, {s.relay.num_unavailable_nodes} unavailable
               {s.relay.unavailable_nodes.length ? `: ${s.relay.unavailable_nodes.join(', ')}` : ''}
@@ -61,9 +62,13 @@ export function NodesPage() {
             <h2>Store</h2>
             <div class="big">{s.store.dialect || '—'}</div>
             <div class="muted">{s.store.url}</div>
-            <div>
-              {fmtNum(s.store.flows)} flows · {fmtNum(s.store.policy_hits)} policy hits
-            </div>
+            {s.store.error ? (
+              <div class="error-text">{s.store.error}</div>
+            ) : (
+              <div>
+                {fmtNum(s.store.flows)} flows · {fmtNum(s.store.policy_hits)} policy hits
+              </div>
+            )}
           </section>
           <section class="card stat-card" data-testid="lost-status">
             <h2>Lost events</h2>

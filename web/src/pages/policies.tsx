@@ -10,7 +10,7 @@ import { fmtDateTime, fmtNum, pair } from '../format';
 import { useApi } from '../hooks';
 import { href } from '../router';
 import { bucketFor, type TimeRange } from '../timerange';
-import type { HitSeries, Policy, PolicyHitsResponse, StagedPair } from '../types';
+import type { HitSeries, Policy, PoliciesResponse, PolicyHitsResponse, StagedPair } from '../types';
 
 export function policyRef(p: Pick<Policy, 'kind' | 'namespace' | 'name'>): string {
   return `${p.kind}/${p.namespace ? `${p.namespace}/` : ''}${p.name}`;
@@ -47,7 +47,7 @@ export function PoliciesPage({ range }: { range: TimeRange }) {
   const [onlyNever, setOnlyNever] = useState(false);
   const refresh = range.live ? 5000 : 0;
   const rq = { since: range.since, until: range.until || undefined };
-  const policies = useApi<{ policies: Policy[] }>(`/api/v1/policies${query(rq)}`, refresh);
+  const policies = useApi<PoliciesResponse>(`/api/v1/policies${query(rq)}`, refresh);
   const hits = useApi<PolicyHitsResponse>(`/api/v1/policies/hits${query({ ...rq, bucket: bucketFor(range), policy: selected ?? undefined })}`, refresh);
   const staged = useApi<{ would_deny: StagedPair[] }>(`/api/v1/staged${query(rq)}`, refresh);
 
@@ -58,6 +58,13 @@ export function PoliciesPage({ range }: { range: TimeRange }) {
   return (
     <div class="page">
       <ErrorBox error={policies.error} onRetry={policies.reload} />
+      {(policies.data?.rejected ?? []).map((r) => (
+        <div class="error" role="alert" data-testid="policy-rejected" key={r.file}>
+          <span class="error-text">
+            {r.file} is refused and not enforced: <code>{r.error}</code>
+          </span>
+        </div>
+      ))}
       <section class="card">
         <header>
           <h2>Hits over time by action{selected ? `: ${selected}` : ', all policies'}</h2>
