@@ -173,6 +173,8 @@ export interface Status {
     address: string;
     reachable: boolean;
     error?: string;
+    flow_rate?: number;
+    version?: string;
     num_flows: number;
     max_flows: number;
     seen_flows: number;

@@ -56,6 +56,7 @@ export function NodesPage() {
             </div>
             <div>
               {fmtNum(s.relay.num_flows)} / {fmtNum(s.relay.max_flows)} flows held · {fmtNum(s.relay.seen_flows)} seen
+              {s.relay.flow_rate !== undefined && <> · {fmtNum(s.relay.flow_rate)} flows/s</>}
             </div>
           </section>
           <section class="card stat-card" data-testid="store-status">

@@ -58,6 +58,16 @@ const EXAMPLES: Example[] = [
 ];
 
 const TIME_NAMES = /^(time|ts|timestamp|minute|hour|day|bucket|second|date|datetime|t)$/i;
+/** Colours that mean something wherever they appear: verdicts and actions. */
+const NAMED: Record<string, string> = {
+  FORWARDED: 'var(--fwd)',
+  DROPPED: 'var(--drop)',
+  AUDIT: 'var(--audit)',
+  allow: 'var(--fwd)',
+  deny: 'var(--drop)',
+  log: 'var(--log)',
+  pass: 'var(--pass)',
+};
 const PALETTE = ['var(--c1)', 'var(--c2)', 'var(--c3)', 'var(--c4)', 'var(--c5)', 'var(--c6)', 'var(--c7)', 'var(--c8)'];
 
 /** Unix ms of a value in a time column, or null. */
@@ -76,9 +86,14 @@ function asTime(v: unknown): number | null {
 }
 
 /** Series for a result with a time column: one per numeric column, or per category. */
+/** The index of the result's time column, or -1. */
+function timeColumn(r: SqlResult): number {
+  if (r.rows.length < 1) return -1;
+  return r.columns.findIndex((c, i) => TIME_NAMES.test(c) && r.rows.every((row) => asTime(row[i]) !== null));
+}
+
 export function chartOf(r: SqlResult): Series[] | null {
-  if (r.rows.length < 1) return null;
-  const ti = r.columns.findIndex((c, i) => TIME_NAMES.test(c) && r.rows.every((row) => asTime(row[i]) !== null));
+  const ti = timeColumn(r);
   if (ti < 0) return null;
   const numeric = r.columns.map((_, i) => i !== ti && r.rows.every((row) => typeof row[i] === 'number' || row[i] === null));
   const values = numeric.flatMap((n, i) => (n ? [i] : []));
@@ -107,7 +122,7 @@ export function chartOf(r: SqlResult): Series[] | null {
     for (const [, m] of sorted.slice(7)) for (const [t, v] of m) other.set(t, (other.get(t) ?? 0) + v);
     top.push(['other', other]);
   }
-  return top.map(([name, m], i) => ({ name, color: PALETTE[i % PALETTE.length]!, points: [...m.entries()] }));
+  return top.map(([name, m], i) => ({ name, color: NAMED[name] ?? PALETTE[i % PALETTE.length]!, points: [...m.entries()] }));
 }
 
 function sum(m: Map<number, number>): number {
@@ -147,6 +162,8 @@ export function SqlPage() {
       .finally(() => setRunning(false));
   };
   const chart = result ? chartOf(result) : null;
+  const ti = result ? timeColumn(result) : -1;
+  const numeric = result ? result.columns.map((_, i) => result.rows.length > 0 && result.rows.every((row) => typeof row[i] === 'number' || row[i] === null)) : [];
 
   return (
     <div class="page sql-page">
@@ -197,27 +214,42 @@ export function SqlPage() {
           <header>
             <h2>Result</h2>
             <span class="muted" data-testid="sql-summary">
-              {result.rows.length} rows · {result.elapsed_ms} ms
+              {result.rows.length} rows · {result.elapsed_ms < 10 ? result.elapsed_ms.toPrecision(2) : Math.round(result.elapsed_ms)} ms
             </span>
           </header>
-          {chart && <TimeChart series={chart} kind={result.rows.length > 120 ? 'lines' : 'bars'} testid="sql-chart" />}
+          {chart && (
+            <TimeChart
+              series={chart}
+              kind={result.rows.length > 120 ? 'lines' : 'bars'}
+              bucketMs={{ minute: 60e3, hour: 3600e3, day: 86400e3 }[result.columns[ti]!.toLowerCase()]}
+              testid="sql-chart"
+            />
+          )}
           <div class="scroll-x sql-result">
             <table class="data" data-testid="sql-result">
               <thead>
                 <tr>
-                  {result.columns.map((c) => (
-                    <th key={c}>{c}</th>
+                  {result.columns.map((c, i) => (
+                    <th key={c} class={numeric[i] && i !== ti ? 'num' : ''}>
+                      {c}
+                    </th>
                   ))}
                 </tr>
               </thead>
               <tbody>
                 {result.rows.slice(0, 2000).map((row, i) => (
                   <tr key={i} data-testid="sql-row">
-                    {row.map((v, j) => (
-                      <td key={j} class={typeof v === 'number' ? 'num' : ''}>
-                        {cell(v)}
-                      </td>
-                    ))}
+                    {row.map((v, j) =>
+                      j === ti ? (
+                        <td key={j}>
+                          {cell(v)} <span class="muted small">{new Date(asTime(v)!).toLocaleString()}</span>
+                        </td>
+                      ) : (
+                        <td key={j} class={typeof v === 'number' ? 'num' : ''}>
+                          {cell(v)}
+                        </td>
+                      ),
+                    )}
                   </tr>
                 ))}
               </tbody>
