@@ -145,8 +145,10 @@ test('drops-page', async (page) => {
   );
   await page.screenshot({ path: join(OUT, 'drops-charts.png'), fullPage: true });
   // Clicking a policy opens the Flows page filtered to its drops.
-  const first = shownPolicies[0];
-  await page.click('[data-testid=drops-by-policy-item] a >> nth=0');
+  // The element itself (rows are keyed by policy, so a refresh cannot swap it for another).
+  const link = await page.$('[data-testid=drops-by-policy-item] a');
+  const first = (await link.$eval('.barlist-label', (e) => e.textContent)) ?? '';
+  await link.click();
   await until('the flows page', async () => new URL(page.url()).pathname === '/flows');
   const params = new URL(page.url()).searchParams;
   check(params.get('verdict') === 'DROPPED', `filtered to drops (${page.url()})`);
