@@ -10,6 +10,8 @@
 #   web      the dashboard, web/ built into web/dist with npm
 #   runtime  debian:bookworm-slim with the binaries, the dashboard and curl for health checks
 
+# Debian package versions are not pinned: a point release replaces them on the mirror.
+# hadolint global ignore=DL3008
 ARG RUST_VERSION=1.95
 ARG NODE_VERSION=22
 
