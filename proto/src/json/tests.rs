@@ -605,6 +605,10 @@ impl Rng {
                 packet_length: self.u32(),
                 ip_protocol: self.u32(),
             }),
+            vigil_position: self.chance().then(|| vigil::Position {
+                agent_start_ns: self.u64(),
+                index: self.u64(),
+            }),
         }
     }
     fn response(&mut self) -> GetFlowsResponse {
