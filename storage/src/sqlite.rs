@@ -97,6 +97,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (node, time, nanos, source)
     );
     CREATE INDEX lost_events_time ON lost_events (time);",
+    // Version 3: newest-first pages (`ORDER BY time DESC, nanos DESC, uuid DESC`, the dashboard's
+    // history) read straight from an index; SQLite 3.51 otherwise sorts the whole table. It
+    // replaces `flows_time`, its prefix.
+    "DROP INDEX IF EXISTS flows_time;
+    CREATE INDEX flows_order ON flows (time, nanos, uuid);",
 ];
 
 /// A SQLite store: a writer pool and, for user queries, one read-only connection.
