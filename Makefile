@@ -32,3 +32,4 @@ bench: setup
 	bash scripts/clickhouse.sh start
 	cargo bench -p vigil-storage --bench insert
 	cargo bench -p vigil-relay --bench merge
+	cargo bench -p vigil-ui-server --bench api

@@ -185,8 +185,8 @@ impl Sql {
                 name,
             } => format!("policy = {}", self.q(&format!("{kind}/{namespace}/{name}"))),
         });
-        let cond = self.policy_cond(policies);
         if self.ch() {
+            let cond = self.policy_cond(policies);
             // No correlated subqueries: uuid sets, narrowed to the range.
             let mut range = self.range(r);
             range.push(String::new());
@@ -204,6 +204,12 @@ impl Sql {
                  OR uuid IN (SELECT uuid FROM policy_hits WHERE {range}enforcement = 'pending' GROUP BY uuid HAVING {last}))"
             )
         } else {
+            // Unary `+` keeps SQLite's planner off the policy-name index: walking every hit of
+            // a policy for each candidate flow is quadratic; the (uuid, idx) key is one probe.
+            let cond = self.policy_cond_on(
+                policies,
+                ["+h.policy_kind", "+h.policy_namespace", "+h.policy_name"],
+            );
             format!(
                 "({enforced} OR EXISTS (SELECT 1 FROM policy_hits h WHERE h.uuid = flows.uuid AND {cond} \
                  AND (h.hit_kind = 'hubble' OR (h.enforcement = 'pending' AND h.idx = \
