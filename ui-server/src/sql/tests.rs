@@ -30,7 +30,11 @@ fn user_values_are_quoted_for_each_dialect() {
         "{house}"
     );
     assert!(house.contains("node IN ('a\\\\b')"), "{house}");
-    assert!(house.contains("FROM flows FINAL"), "{house}");
+    assert!(house.contains("FROM flows WHERE"), "{house}");
+    assert!(
+        house.ends_with("uuid DESC LIMIT 1 BY uuid LIMIT 101"),
+        "copies folded: {house}"
+    );
 }
 
 #[test]
