@@ -21,6 +21,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .compile_fds(fds.clone())?;
+    // The same observer service once more, with `GetFlowsResponse` as `raw::Response` (flows kept
+    // as their encoded bytes) and every other type taken from the modules generated above: what
+    // agents and the relay serve and what the relay reads, so a flow is not decoded and
+    // re-encoded at each hop.
+    let raw = out.join("raw");
+    std::fs::create_dir_all(&raw)?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .out_dir(&raw)
+        .extern_path(".flow", "crate::flow")
+        .extern_path(".vigil", "crate::vigil")
+        .extern_path(".relay", "crate::relay")
+        .extern_path(".observer", "crate::observer")
+        .extern_path(".observer.GetFlowsResponse", "crate::raw::Response")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -361,8 +361,10 @@ async fn flow_log_writer(
             continue;
         }
         for entry in batch.drain(..) {
-            if let crate::ring::Entry::Flow(f) = &*entry {
-                let mut line = serde_json::to_vec(&FlowRecord::from_flow(f))?;
+            if let crate::ring::Entry::Flow(stored) = &*entry
+                && let Some(f) = stored.decode()
+            {
+                let mut line = serde_json::to_vec(&FlowRecord::from_flow(&f))?;
                 line.push(b'\n');
                 out.write_all(&line)
                     .with_context(|| format!("write flow log {}", path.display()))?;

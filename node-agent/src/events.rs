@@ -20,7 +20,7 @@ use aya::maps::{MapData, RingBuf};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use vigil_policy::{Cluster, Compiled};
-use vigil_proto::flow::LostEventSource;
+use vigil_proto::flow::{self, LostEventSource};
 
 use crate::{
     abi::Event,
@@ -126,6 +126,8 @@ pub fn observe_batch(
 ) {
     let generations = generations.read().unwrap_or_else(|p| p.into_inner());
     let mut batch = Vec::with_capacity(events.len());
+    let mut summaries = Vec::with_capacity(events.len());
+    let mut scratch = Vec::with_capacity(1024);
     let mut last: Option<(u32, Option<&Arc<GenerationIndex>>)> = None;
     for event in events {
         let index = match last {
@@ -140,17 +142,29 @@ pub fn observe_batch(
             counters.unknown_generation.fetch_add(1, Ordering::Relaxed);
         }
         *seq += 1;
-        let flow = flows::to_flow(event, ctx, index.map(|i| &**i), *seq);
-        let counter = match flows::verdict(event) {
-            vigil_proto::flow::Verdict::Dropped => &counters.dropped,
-            vigil_proto::flow::Verdict::Audit => &counters.audit,
+        // Room for a typical flow and its position, appended under the ring's lock.
+        let mut bytes = Vec::with_capacity(1024);
+        let unix_ns = flows::encode_flow(
+            event,
+            ctx,
+            index.map(|i| &**i),
+            *seq,
+            &mut bytes,
+            &mut scratch,
+        );
+        let summary = flows::summary(event, index.map(|i| &**i));
+        let counter = match flow::Verdict::try_from(summary.verdict) {
+            Ok(flow::Verdict::Dropped) => &counters.dropped,
+            Ok(flow::Verdict::Audit) => &counters.audit,
             _ => &counters.forwarded,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        batch.push(flow);
+        summaries.push(summary);
+        batch.push((bytes, unix_ns));
     }
+    hub.metrics.record(summaries);
     drop(generations);
-    hub.push_flows(batch);
+    hub.push_encoded(batch);
 }
 
 /// Reads the ring buffer until the process ends, handing each decoded event to `queue` (bounded:

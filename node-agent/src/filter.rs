@@ -486,4 +486,12 @@ impl Query {
         (self.whitelist.is_empty() || self.whitelist.iter().any(|c| c.matches(flow)))
             && !self.blacklist.iter().any(|c| c.matches(flow))
     }
+
+    /// Whether a flow kept encoded in the ring passes; decoded only when there are filters.
+    pub fn matches_stored(&self, flow: &crate::ring::StoredFlow) -> bool {
+        if self.whitelist.is_empty() && self.blacklist.is_empty() {
+            return true;
+        }
+        flow.decode().is_some_and(|f| self.matches(&f))
+    }
 }

@@ -17,8 +17,11 @@
 //!   `vigil:tier=..` and `vigil:rule=N` or `vigil:end-of-tier`; `policy_log` lists the Log hits.
 //!   Everything else (tiers, pending hits, end-of-tier, default allow) is in `vigil_trace`.
 
+mod encode;
 #[cfg(test)]
 mod tests;
+
+pub use encode::encode_flow;
 
 use std::{
     collections::HashMap,
@@ -56,6 +59,8 @@ struct EndpointMeta {
     pod_name: String,
     /// The endpoint id when the endpoint is local to this node, else 0.
     id: u32,
+    /// `namespace` and `pod_name` as encoded `flow.Endpoint` fields.
+    encoded: Vec<u8>,
 }
 
 /// A rule of the rule table, pre-rendered.
@@ -64,6 +69,10 @@ struct RuleEntry {
     hit: vigil::PolicyHit,
     /// Hubble's `Policy`, `None` for default allow.
     policy: Option<flow::Policy>,
+    /// `hit`, encoded.
+    hit_bytes: Vec<u8>,
+    /// `policy`, encoded.
+    policy_bytes: Option<Vec<u8>>,
 }
 
 /// A trace of the trace table, pre-rendered.
@@ -73,6 +82,11 @@ struct TraceEntry {
     pending: Vec<vigil::PolicyHit>,
     /// Descriptions of the enforced view's Log hits.
     log: Vec<String>,
+    /// `enforced` as encoded `PolicyTrace.enforced` fields, `pending` as `PolicyTrace.pending`
+    /// fields, `log` as `Flow.policy_log` fields.
+    enforced_bytes: Vec<u8>,
+    pending_bytes: Vec<u8>,
+    log_bytes: Vec<u8>,
 }
 
 /// The lookups of one generation, built once when it is installed.
@@ -81,6 +95,8 @@ pub struct GenerationIndex {
     generation: u32,
     endpoints: HashMap<IpAddr, EndpointMeta>,
     labels: HashMap<u32, Vec<String>>,
+    /// Each identity's labels as encoded `flow.Endpoint.labels` fields.
+    labels_bytes: HashMap<u32, Vec<u8>>,
     rules: Vec<RuleEntry>,
     traces: Vec<TraceEntry>,
     namespaces: Vec<String>,
@@ -104,6 +120,7 @@ impl GenerationIndex {
                     .get(&(e.namespace.as_str(), e.name.as_str()))
                     .copied()
                     .unwrap_or(0),
+                encoded: encode::endpoint_names(&e.namespace, &e.name),
             };
             for ip in &e.ips {
                 let meta = EndpointMeta {
@@ -113,31 +130,49 @@ impl GenerationIndex {
                 endpoints.insert(*ip, meta);
             }
         }
-        let labels = compiled
+        let labels: HashMap<u32, Vec<String>> = compiled
             .identities
             .iter()
             .map(|i| (i.id, i.labels.clone()))
             .collect();
+        let labels_bytes = labels
+            .iter()
+            .map(|(id, l)| (*id, encode::repeated_strings(encode::ENDPOINT_LABELS, l)))
+            .collect();
         let rules = compiled
             .rules
             .iter()
-            .map(|r| RuleEntry {
-                hit: policy_hit(r),
-                policy: hubble_policy(r, generation),
+            .map(|r| {
+                let hit = policy_hit(r);
+                let policy = hubble_policy(r, generation);
+                RuleEntry {
+                    hit_bytes: prost::Message::encode_to_vec(&hit),
+                    policy_bytes: policy.as_ref().map(prost::Message::encode_to_vec),
+                    hit,
+                    policy,
+                }
             })
             .collect();
         let traces = compiled
             .traces
             .iter()
-            .map(|t| TraceEntry {
-                enforced: t.enforced.iter().map(policy_hit).collect(),
-                pending: t.staged.iter().map(policy_hit).collect(),
-                log: t
+            .map(|t| {
+                let enforced: Vec<_> = t.enforced.iter().map(policy_hit).collect();
+                let pending: Vec<_> = t.staged.iter().map(policy_hit).collect();
+                let log: Vec<String> = t
                     .enforced
                     .iter()
                     .filter(|h| h.action == RuleAction::Log)
                     .map(ToString::to_string)
-                    .collect(),
+                    .collect();
+                TraceEntry {
+                    enforced_bytes: encode::repeated_messages(encode::TRACE_ENFORCED, &enforced),
+                    pending_bytes: encode::repeated_messages(encode::TRACE_PENDING, &pending),
+                    log_bytes: encode::repeated_strings(encode::FLOW_POLICY_LOG, &log),
+                    enforced,
+                    pending,
+                    log,
+                }
             })
             .collect();
         let mut namespaces: Vec<String> = cluster
@@ -152,6 +187,7 @@ impl GenerationIndex {
             generation,
             endpoints,
             labels,
+            labels_bytes,
             rules,
             traces,
             namespaces,
@@ -327,54 +363,175 @@ pub fn verdict(event: &Event) -> flow::Verdict {
     }
 }
 
-/// An RFC 4122 version-8 uuid from the agent's random prefix and a sequence number, written
-/// without `format!` (this runs once per event).
-fn uuid(prefix: u64, seq: u64) -> String {
+/// What `/metrics` counts of the flow of `event`.
+pub fn summary<'a>(
+    event: &Event,
+    index: Option<&'a GenerationIndex>,
+) -> crate::metrics::FlowSummary<'a> {
+    let d = Derived::of(event);
+    let hit = |id: u32| index.and_then(|i| i.rules.get(id as usize)).map(|r| &r.hit);
+    crate::metrics::FlowSummary {
+        verdict: d.verdict as i32,
+        direction: d.traffic_direction() as i32,
+        drop_reason: if d.dropped {
+            i32::from(event.drop_reason)
+        } else {
+            0
+        },
+        decided_by: hit(event.rule_id),
+        pending_decided_by: hit(event.staged_rule_id),
+    }
+}
+
+/// An RFC 4122 version-8 uuid from the agent's random prefix and a sequence number, as text
+/// bytes (this runs once per event: no `format!`, no allocation).
+fn uuid_bytes(prefix: u64, seq: u64) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    fn put(out: &mut String, value: u64, digits: u32) {
-        for i in (0..digits).rev() {
-            out.push(HEX[((value >> (i * 4)) & 0xf) as usize] as char);
+    // Writes `digits` hex digits of `value` at `at`; returns the position after them and a dash.
+    fn put(out: &mut [u8; 36], at: usize, value: u64, digits: usize) -> usize {
+        for i in 0..digits {
+            out[at + i] = HEX[((value >> ((digits - 1 - i) * 4)) & 0xf) as usize];
+        }
+        at + digits + 1
+    }
+    let mut out = [b'-'; 36];
+    let at = put(&mut out, 0, prefix >> 32, 8);
+    let at = put(&mut out, at, (prefix >> 16) & 0xffff, 4);
+    // Version 8, then the prefix's last 12 bits.
+    let at = put(&mut out, at, 0x8000 | (prefix & 0xfff), 4);
+    let at = put(&mut out, at, 0x8000 | ((seq >> 48) & 0x3fff), 4);
+    put(&mut out, at, seq & 0xffff_ffff_ffff, 12);
+    out
+}
+
+/// [`uuid_bytes`] as a string.
+fn uuid(prefix: u64, seq: u64) -> String {
+    String::from_utf8_lossy(&uuid_bytes(prefix, seq)).into_owned()
+}
+
+/// What both renderings of an event ([`to_flow`], [`encode_flow`]) derive from it alike.
+#[derive(Debug, Clone, Copy)]
+struct Derived {
+    ingress: bool,
+    src_ip: IpAddr,
+    dst_ip: IpAddr,
+    src_id: u32,
+    dst_id: u32,
+    src_local: u32,
+    dst_local: u32,
+    verdict: flow::Verdict,
+    dropped: bool,
+    reply: bool,
+    event_type: i32,
+    sub_type: i32,
+    pending_action: vigil::Action,
+    ct_state: vigil::ConnectionState,
+}
+
+impl Derived {
+    fn of(event: &Event) -> Derived {
+        let ingress = event.direction == 1;
+        // The local endpoint sent an egress packet and received an ingress one, replies included.
+        let (src_id, dst_id, src_local, dst_local) = if ingress {
+            (
+                event.peer_identity,
+                event.local_identity,
+                0,
+                event.endpoint_id,
+            )
+        } else {
+            (
+                event.local_identity,
+                event.peer_identity,
+                event.endpoint_id,
+                0,
+            )
+        };
+        let verdict = verdict(event);
+        let dropped = verdict == flow::Verdict::Dropped;
+        let (event_type, sub_type) = if dropped {
+            (event_type::DROP, i32::from(event.drop_reason))
+        } else if event.ct_state == 1 {
+            (event_type::POLICY_VERDICT, 0)
+        } else if ingress {
+            (event_type::TRACE, event_type::TRACE_TO_LXC)
+        } else {
+            (event_type::TRACE, event_type::TRACE_FROM_LXC)
+        };
+        Derived {
+            ingress,
+            src_ip: addr(event.family, &event.saddr),
+            dst_ip: addr(event.family, &event.daddr),
+            src_id,
+            dst_id,
+            src_local,
+            dst_local,
+            verdict,
+            dropped,
+            reply: event.ct_state == 3,
+            event_type,
+            sub_type,
+            pending_action: match event.staged_action {
+                abi::ACT_ALLOW => vigil::Action::Allow,
+                abi::ACT_DENY => vigil::Action::Deny,
+                _ => vigil::Action::Unspecified,
+            },
+            ct_state: match event.ct_state {
+                1 => vigil::ConnectionState::New,
+                2 => vigil::ConnectionState::Established,
+                3 => vigil::ConnectionState::Reply,
+                _ => vigil::ConnectionState::Unknown,
+            },
         }
     }
-    let mut out = String::with_capacity(36);
-    put(&mut out, prefix >> 32, 8);
-    out.push('-');
-    put(&mut out, (prefix >> 16) & 0xffff, 4);
-    out.push_str("-8");
-    put(&mut out, prefix & 0xfff, 3);
-    out.push('-');
-    put(&mut out, 0x8000 | ((seq >> 48) & 0x3fff), 4);
-    out.push('-');
-    put(&mut out, seq & 0xffff_ffff_ffff, 12);
-    out
+
+    fn traffic_direction(&self) -> flow::TrafficDirection {
+        if self.ingress {
+            flow::TrafficDirection::Ingress
+        } else {
+            flow::TrafficDirection::Egress
+        }
+    }
+
+    fn observation_point(&self) -> flow::TraceObservationPoint {
+        if self.ingress {
+            flow::TraceObservationPoint::ToEndpoint
+        } else {
+            flow::TraceObservationPoint::FromEndpoint
+        }
+    }
+}
+
+/// The flow's `IP` version.
+fn ip_version(event: &Event) -> flow::IpVersion {
+    if event.family == 4 {
+        flow::IpVersion::IPv4
+    } else {
+        flow::IpVersion::IPv6
+    }
 }
 
 /// Converts one event. `index` is the index of the event's generation, `None` when it is no
 /// longer kept (the flow then carries addresses and identities but no names). `seq` makes the
-/// uuid unique within this agent.
+/// uuid unique within this agent. The reference for [`encode_flow`], which the agent runs.
 pub fn to_flow(event: &Event, ctx: &Context, index: Option<&GenerationIndex>, seq: u64) -> Flow {
-    let ingress = event.direction == 1;
-    let src_ip = addr(event.family, &event.saddr);
-    let dst_ip = addr(event.family, &event.daddr);
-    // The local endpoint sent an egress packet and received an ingress one, replies included.
-    let (src_id, dst_id, src_local, dst_local) = if ingress {
-        (
-            event.peer_identity,
-            event.local_identity,
-            0,
-            event.endpoint_id,
-        )
-    } else {
-        (
-            event.local_identity,
-            event.peer_identity,
-            event.endpoint_id,
-            0,
-        )
-    };
-    let verdict = verdict(event);
-    let dropped = verdict == flow::Verdict::Dropped;
-    let reply = event.ct_state == 3;
+    let Derived {
+        ingress,
+        src_ip,
+        dst_ip,
+        src_id,
+        dst_id,
+        src_local,
+        dst_local,
+        verdict,
+        dropped,
+        reply,
+        event_type,
+        sub_type,
+        pending_action,
+        ..
+    } = Derived::of(event);
+    let d = Derived::of(event);
     let rule = index.and_then(|i| i.rules.get(event.rule_id as usize));
     let staged_rule = index.and_then(|i| i.rules.get(event.staged_rule_id as usize));
     let trace = index.and_then(|i| i.traces.get(event.trace_id as usize));
@@ -387,20 +544,6 @@ pub fn to_flow(event: &Event, ctx: &Context, index: Option<&GenerationIndex>, se
         (false, true) => egress_denied_by = deciding,
         (false, false) => egress_allowed_by = deciding,
     }
-    let (event_type, sub_type) = if dropped {
-        (event_type::DROP, i32::from(event.drop_reason))
-    } else if event.ct_state == 1 {
-        (event_type::POLICY_VERDICT, 0)
-    } else if ingress {
-        (event_type::TRACE, event_type::TRACE_TO_LXC)
-    } else {
-        (event_type::TRACE, event_type::TRACE_FROM_LXC)
-    };
-    let pending_action = match event.staged_action {
-        abi::ACT_ALLOW => vigil::Action::Allow,
-        abi::ACT_DENY => vigil::Action::Deny,
-        _ => vigil::Action::Unspecified,
-    };
     let uuid = uuid(ctx.uuid_prefix, seq);
     let ip_text = |ip: IpAddr| {
         index
@@ -413,11 +556,7 @@ pub fn to_flow(event: &Event, ctx: &Context, index: Option<&GenerationIndex>, se
         ip: Some(flow::Ip {
             source: ip_text(src_ip),
             destination: ip_text(dst_ip),
-            ip_version: if event.family == 4 {
-                flow::IpVersion::IPv4
-            } else {
-                flow::IpVersion::IPv6
-            } as i32,
+            ip_version: ip_version(event) as i32,
             encrypted: false,
         }),
         l4: layer4(event),
@@ -429,16 +568,8 @@ pub fn to_flow(event: &Event, ctx: &Context, index: Option<&GenerationIndex>, se
             r#type: event_type,
             sub_type,
         }),
-        traffic_direction: if ingress {
-            flow::TrafficDirection::Ingress
-        } else {
-            flow::TrafficDirection::Egress
-        } as i32,
-        trace_observation_point: if ingress {
-            flow::TraceObservationPoint::ToEndpoint
-        } else {
-            flow::TraceObservationPoint::FromEndpoint
-        } as i32,
+        traffic_direction: d.traffic_direction() as i32,
+        trace_observation_point: d.observation_point() as i32,
         drop_reason_desc: if dropped {
             i32::from(event.drop_reason)
         } else {
@@ -462,12 +593,7 @@ pub fn to_flow(event: &Event, ctx: &Context, index: Option<&GenerationIndex>, se
             enforced: trace.map(|t| t.enforced.clone()).unwrap_or_default(),
             pending: trace.map(|t| t.pending.clone()).unwrap_or_default(),
             generation: event.generation,
-            ct_state: match event.ct_state {
-                1 => vigil::ConnectionState::New,
-                2 => vigil::ConnectionState::Established,
-                3 => vigil::ConnectionState::Reply,
-                _ => vigil::ConnectionState::Unknown,
-            } as i32,
+            ct_state: d.ct_state as i32,
             packet_length: event.pkt_len,
             ip_protocol: u32::from(event.proto),
         }),

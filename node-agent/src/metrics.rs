@@ -47,6 +47,16 @@ pub struct Gauges {
     pub maps: Vec<crate::datapath::MapUse>,
 }
 
+/// What the counters need of one flow.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowSummary<'a> {
+    pub verdict: i32,
+    pub direction: i32,
+    pub drop_reason: i32,
+    pub decided_by: Option<&'a vigil_proto::vigil::PolicyHit>,
+    pub pending_decided_by: Option<&'a vigil_proto::vigil::PolicyHit>,
+}
+
 /// The counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -87,24 +97,35 @@ pub fn lost_source_name(source: flow::LostEventSource) -> &'static str {
 impl Metrics {
     /// Counts a batch of flows entering the ring.
     pub fn record_flows<'a>(&self, flows: impl IntoIterator<Item = &'a Flow>) {
+        self.record(flows.into_iter().map(|f| {
+            let trace = f.vigil_trace.as_ref();
+            FlowSummary {
+                verdict: f.verdict,
+                direction: f.traffic_direction,
+                drop_reason: f.drop_reason_desc,
+                decided_by: trace.and_then(|t| t.decided_by.as_ref()),
+                pending_decided_by: trace.and_then(|t| t.pending_decided_by.as_ref()),
+            }
+        }));
+    }
+
+    /// Counts a batch of flows entering the ring, from what the metrics need of each.
+    pub fn record<'a>(&self, flows: impl IntoIterator<Item = FlowSummary<'a>>) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         for f in flows {
             *inner
                 .flows
-                .entry((verdict_name(f.verdict), direction_name(f.traffic_direction)))
+                .entry((verdict_name(f.verdict), direction_name(f.direction)))
                 .or_default() += 1;
             if f.verdict == flow::Verdict::Dropped as i32 {
                 *inner
                     .drops
-                    .entry(drop_reason_name(f.drop_reason_desc))
+                    .entry(drop_reason_name(f.drop_reason))
                     .or_default() += 1;
             }
-            let Some(trace) = &f.vigil_trace else {
-                continue;
-            };
             for (hit, view) in [
-                (&trace.decided_by, "enforced"),
-                (&trace.pending_decided_by, "pending"),
+                (f.decided_by, "enforced"),
+                (f.pending_decided_by, "pending"),
             ] {
                 let Some(hit) = hit else { continue };
                 let hash = {

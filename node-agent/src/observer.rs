@@ -17,6 +17,7 @@ use std::{
     time::Instant,
 };
 
+use prost::Message as _;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -24,10 +25,11 @@ use tracing::{Instrument as _, debug, info_span};
 use vigil_proto::{
     flow::{self, Flow, LostEvent},
     observer::{
-        self, GetFlowsRequest, GetFlowsResponse, GetNamespacesRequest, GetNamespacesResponse,
-        GetNodesRequest, GetNodesResponse, ServerStatusRequest, ServerStatusResponse,
-        get_flows_response::ResponseTypes, observer_server,
+        self, GetFlowsRequest, GetNamespacesRequest, GetNamespacesResponse, GetNodesRequest,
+        GetNodesResponse, ServerStatusRequest, ServerStatusResponse,
+        get_flows_response::ResponseTypes,
     },
+    raw::{self, service::observer_server},
     relay, vigil,
 };
 
@@ -36,7 +38,7 @@ use crate::{
     filter::{FilterError, Query},
     flows,
     metrics::{Gauges, Metrics},
-    ring::{self, Cursor, Entry, Ring, Window},
+    ring::{self, Cursor, Entry, Ring, StoredFlow, Window},
 };
 
 /// Entries a follower copies out of the ring per lock.
@@ -93,20 +95,19 @@ impl Hub {
         }
     }
 
-    fn push_entries(&self, entries: impl IntoIterator<Item = Entry>) {
+    /// Appends entries under one lock; `place` gives each its position in the stream first.
+    fn push_entries<T>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        place: impl Fn(T, vigil::Position) -> Entry,
+    ) {
         let mut ring = self.lock();
         let (mut added, mut evicted) = (0u64, 0u64);
-        for mut entry in entries {
+        for item in items {
             // The entry's place in this agent's stream: a resuming reader counts what the ring
             // evicted before it could read it from the gap between positions.
-            let position = Some(self.position(ring.end().weight));
-            match &mut entry {
-                Entry::Flow(f) => {
-                    added += 1;
-                    f.vigil_position = position;
-                }
-                Entry::Lost { event, .. } => event.vigil_position = position,
-            }
+            let entry = place(item, self.position(ring.end().weight));
+            added += u64::from(matches!(entry, Entry::Flow(_)));
             let weight = entry.weight();
             if let Some(old) = ring.push(Arc::new(entry), weight) {
                 evicted += u64::from(matches!(*old, Entry::Flow(_)));
@@ -120,13 +121,39 @@ impl Hub {
         self.notify.send_replace(next);
     }
 
-    /// Appends flows (one lock, one wake-up for the batch).
+    /// Appends flows (one lock, one wake-up for the batch), encoding them first.
     pub fn push_flows(&self, flows: Vec<Flow>) {
         if flows.is_empty() {
             return;
         }
         self.metrics.record_flows(&flows);
-        self.push_entries(flows.into_iter().map(Entry::Flow));
+        let encoded: Vec<(Vec<u8>, i128)> = flows
+            .iter()
+            .map(|f| {
+                // Room for the position, appended later.
+                let mut bytes = Vec::with_capacity(f.encoded_len() + 24);
+                f.encode_raw(&mut bytes);
+                (bytes, f.time.as_ref().map_or(0, unix_ns))
+            })
+            .collect();
+        drop(flows);
+        self.push_encoded(encoded);
+    }
+
+    /// Appends flows already encoded (each without its position, with its Unix time in ns) under
+    /// one lock: only their positions are appended under it. The caller has counted them in
+    /// [`Hub::metrics`].
+    pub fn push_encoded(&self, flows: Vec<(Vec<u8>, i128)>) {
+        if flows.is_empty() {
+            return;
+        }
+        self.push_entries(flows, |(mut bytes, unix_ns), position| {
+            raw::append_position(&mut bytes, &position);
+            Entry::Flow(StoredFlow {
+                bytes: bytes.into(),
+                unix_ns,
+            })
+        });
     }
 
     /// Appends a lost-event notice for `n` events lost at `source`.
@@ -136,10 +163,15 @@ impl Hub {
         }
         self.metrics.record_lost(source, n);
         let now = now_unix_ns();
-        self.push_entries([Entry::Lost {
-            event: lost_event(source, n, now),
-            unix_ns: now,
-        }]);
+        self.push_entries([lost_event(source, n, now)], |event, position| {
+            Entry::Lost {
+                event: LostEvent {
+                    vigil_position: Some(position),
+                    ..event
+                },
+                unix_ns: now,
+            }
+        });
     }
 
     /// Every entry held and the cursor after the last.
@@ -201,18 +233,18 @@ fn lost_event(source: flow::LostEventSource, n: u64, now: i128) -> LostEvent {
     }
 }
 
-/// The `GetFlowsResponse` of a ring entry.
-pub fn response(entry: &Entry, node: &str) -> GetFlowsResponse {
+/// The `GetFlowsResponse` of a ring entry (a flow goes out as it was encoded).
+pub fn response(entry: &Entry, node: &str) -> raw::Response {
     match entry {
-        Entry::Flow(f) => GetFlowsResponse {
-            time: f.time,
-            node_name: node.to_owned(),
-            response_types: Some(ResponseTypes::Flow(f.clone())),
-        },
-        Entry::Lost { event, unix_ns } => GetFlowsResponse {
+        Entry::Flow(f) => raw::Response::flow(
+            f.bytes.clone(),
+            Some(flows::timestamp(f.unix_ns)),
+            node.to_owned(),
+        ),
+        Entry::Lost { event, unix_ns } => raw::Response {
             time: Some(flows::timestamp(*unix_ns)),
             node_name: node.to_owned(),
-            response_types: Some(ResponseTypes::LostEvents(*event)),
+            body: raw::Body::Other(ResponseTypes::LostEvents(*event)),
         },
     }
 }
@@ -266,13 +298,13 @@ impl Service {
 }
 
 type FlowStream =
-    Pin<Box<dyn tokio_stream::Stream<Item = Result<GetFlowsResponse, Status>> + Send + 'static>>;
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<raw::Response, Status>> + Send + 'static>>;
 
 async fn stream_flows(
     hub: Arc<Hub>,
     query: Query,
     request: GetFlowsRequest,
-    tx: mpsc::Sender<Result<GetFlowsResponse, Status>>,
+    tx: mpsc::Sender<Result<raw::Response, Status>>,
 ) {
     let window = Window {
         number: request.number,
@@ -286,7 +318,7 @@ async fn stream_flows(
     let history = !request.follow || window.number != 0 || window.since.is_some();
     let mut sent = 0u64;
     if history {
-        for entry in ring::select(&snapshot, window, |f| query.matches(f)) {
+        for entry in ring::select(&snapshot, window, |f| query.matches_stored(f)) {
             if tx.send(Ok(response(&entry, &node))).await.is_err() {
                 return;
             }
@@ -322,7 +354,7 @@ async fn stream_flows(
         let mut closed = false;
         for entry in batch.drain(..) {
             if let Entry::Flow(f) = &*entry
-                && !query.matches(f)
+                && !query.matches_stored(f)
             {
                 continue;
             }

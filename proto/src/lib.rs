@@ -49,6 +49,9 @@ pub mod vigil {
     tonic::include_proto!("vigil");
 }
 
+/// `GetFlowsResponse` with the flow kept encoded, and the observer service over it.
+pub mod raw;
+
 /// The encoded `google.protobuf.FileDescriptorSet` of every file above (and the well-known types
 /// they import), for reflection: the JSON mapping and the wire-compatibility tests.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -1,5 +1,6 @@
 //! A fake agent for tests and benchmarks: an `observer.Observer` serving a fixed, time-ordered
 //! list of flows (all of them, or the last/first N; `follow` then waits forever). No filters.
+//! Like a real agent, it holds its flows encoded and sends them as they are.
 
 use std::{net::SocketAddr, pin::Pin, sync::Arc};
 
@@ -11,8 +12,9 @@ use vigil_proto::{
     observer::{
         self, GetFlowsRequest, GetFlowsResponse, GetNamespacesRequest, GetNamespacesResponse,
         GetNodesRequest, GetNodesResponse, ServerStatusRequest, ServerStatusResponse,
-        get_flows_response::ResponseTypes, observer_server,
+        get_flows_response::ResponseTypes,
     },
+    raw::{Response as RawResponse, service::observer_server},
     relay::NodeState,
 };
 
@@ -20,17 +22,19 @@ use vigil_proto::{
 #[derive(Debug, Clone)]
 pub struct FakeAgent {
     node: String,
-    flows: Arc<Vec<GetFlowsResponse>>,
+    flows: Arc<Vec<RawResponse>>,
 }
 
 impl FakeAgent {
     pub fn new(node: &str, flows: Vec<Flow>) -> FakeAgent {
         let flows = flows
             .into_iter()
-            .map(|f| GetFlowsResponse {
-                time: f.time,
-                node_name: node.to_owned(),
-                response_types: Some(ResponseTypes::Flow(f)),
+            .map(|f| {
+                RawResponse::from(GetFlowsResponse {
+                    time: f.time,
+                    node_name: node.to_owned(),
+                    response_types: Some(ResponseTypes::Flow(f)),
+                })
             })
             .collect();
         FakeAgent {
@@ -61,7 +65,7 @@ impl FakeAgent {
 }
 
 type FlowStream =
-    Pin<Box<dyn tokio_stream::Stream<Item = Result<GetFlowsResponse, Status>> + Send + 'static>>;
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<RawResponse, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl observer_server::Observer for FakeAgent {
@@ -78,12 +82,9 @@ impl observer_server::Observer for FakeAgent {
         let flows = self.flows.clone();
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(async move {
-            let held: Vec<&GetFlowsResponse> = flows
-                .iter()
-                .filter(|f| crate::merge::unix_ns(f) >= since)
-                .collect();
+            let held: Vec<&RawResponse> = flows.iter().filter(|f| f.unix_ns() >= since).collect();
             let n = r.number as usize;
-            let chosen: &[&GetFlowsResponse] = match (n, r.first) {
+            let chosen: &[&RawResponse] = match (n, r.first) {
                 (0, _) => &held,
                 (n, true) => &held[..n.min(held.len())],
                 (n, false) => &held[held.len().saturating_sub(n)..],

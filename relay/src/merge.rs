@@ -10,24 +10,19 @@ use std::{
     collections::{BinaryHeap, VecDeque},
 };
 
-use vigil_proto::observer::{GetFlowsResponse, get_flows_response::ResponseTypes};
+use vigil_proto::raw::Response;
 
-/// The time of a response in Unix nanoseconds (the flow's time, else the response's).
-pub fn unix_ns(r: &GetFlowsResponse) -> i128 {
-    let t = match &r.response_types {
-        Some(ResponseTypes::Flow(f)) => f.time.or(r.time),
-        _ => r.time,
-    };
-    t.map_or(0, |t| {
-        i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
-    })
+/// The time of a response in Unix nanoseconds (agents, ours and Hubble's, give a flow's response
+/// the flow's time).
+pub fn unix_ns(r: &Response) -> i128 {
+    r.unix_ns()
 }
 
 #[derive(Debug)]
 struct Item {
     ns: i128,
     seq: u64,
-    response: GetFlowsResponse,
+    response: Response,
 }
 
 impl PartialEq for Item {
@@ -73,7 +68,7 @@ impl SortWindow {
     }
 
     /// Adds a response; pushes those that may leave now onto `out`, oldest first.
-    pub fn push(&mut self, response: GetFlowsResponse, out: &mut Vec<GetFlowsResponse>) {
+    pub fn push(&mut self, response: Response, out: &mut Vec<Response>) {
         let ns = unix_ns(&response);
         self.newest = self.newest.max(ns);
         self.seq += 1;
@@ -90,14 +85,14 @@ impl SortWindow {
     }
 
     /// Pushes onto `out` every response at or before `watermark` (Unix ns).
-    pub fn release(&mut self, watermark: i128, out: &mut Vec<GetFlowsResponse>) {
+    pub fn release(&mut self, watermark: i128, out: &mut Vec<Response>) {
         while self.heap.peek().is_some_and(|Reverse(i)| i.ns <= watermark) {
             out.push(self.heap.pop().expect("peeked").0.response);
         }
     }
 
     /// Every response held, oldest first.
-    pub fn drain(&mut self, out: &mut Vec<GetFlowsResponse>) {
+    pub fn drain(&mut self, out: &mut Vec<Response>) {
         self.release(i128::MAX, out);
     }
 
@@ -138,7 +133,7 @@ impl<T> Newest<T> {
 }
 
 /// Index of the oldest head among `heads` (a k-way merge step); ties go to the lower index.
-pub fn oldest(heads: &[Option<GetFlowsResponse>]) -> Option<usize> {
+pub fn oldest(heads: &[Option<Response>]) -> Option<usize> {
     heads
         .iter()
         .enumerate()

@@ -97,6 +97,19 @@ impl Node {
         ObserverClient::new(ch).max_decoding_message_size(16 << 20)
     }
 
+    /// A client whose `GetFlows` keeps flows encoded (what the merge passes on to clients).
+    pub fn raw_client(
+        &self,
+    ) -> vigil_proto::raw::service::observer_client::ObserverClient<Channel> {
+        let ch = self
+            .channel
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        vigil_proto::raw::service::observer_client::ObserverClient::new(ch)
+            .max_decoding_message_size(16 << 20)
+    }
+
     /// The current state.
     pub fn state(&self) -> NodeState {
         *self.state.borrow()

@@ -21,8 +21,9 @@ use vigil_proto::{
     observer::{
         self, GetFlowsRequest, GetFlowsResponse, GetNamespacesRequest, GetNamespacesResponse,
         GetNodesRequest, GetNodesResponse, ServerStatusRequest, ServerStatusResponse,
-        get_flows_response::ResponseTypes, observer_server,
+        get_flows_response::ResponseTypes,
     },
+    raw::{self, Response as RawResponse, service::observer_server},
     relay::{NodeState, NodeStatusEvent},
 };
 
@@ -84,11 +85,11 @@ fn timestamp(ns: i128) -> prost_types::Timestamp {
     }
 }
 
-fn status_event(state: NodeState, names: Vec<String>, message: &str) -> GetFlowsResponse {
-    GetFlowsResponse {
+fn status_event(state: NodeState, names: Vec<String>, message: &str) -> RawResponse {
+    RawResponse {
         time: Some(timestamp(now_ns())),
         node_name: String::new(),
-        response_types: Some(ResponseTypes::NodeStatus(NodeStatusEvent {
+        body: raw::Body::Other(ResponseTypes::NodeStatus(NodeStatusEvent {
             state_change: state as i32,
             node_names: names,
             message: message.to_owned(),
@@ -104,20 +105,35 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// Whether `r` is new (and records it).
-    pub fn admit(&mut self, r: &GetFlowsResponse) -> bool {
+    /// Whether `r` is new (and records it). Flows are told apart by time and uuid (read from
+    /// the encoded flow); other responses always pass.
+    pub fn admit(&mut self, r: &RawResponse) -> bool {
+        if !matches!(r.body, raw::Body::Flow(_)) {
+            return true;
+        }
+        self.admit_flow(unix_ns(r), r.flow_uuid().unwrap_or_default())
+    }
+
+    /// [`Cursor::admit`] for a decoded response.
+    pub fn admit_message(&mut self, r: &GetFlowsResponse) -> bool {
         let Some(ResponseTypes::Flow(f)) = &r.response_types else {
             return true;
         };
-        let ns = unix_ns(r);
-        if ns < self.ns || (ns == self.ns && self.uuids.contains(&f.uuid)) {
+        let t = r.time.or(f.time).map_or(0, |t| {
+            i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
+        });
+        self.admit_flow(t, &f.uuid)
+    }
+
+    fn admit_flow(&mut self, ns: i128, uuid: &str) -> bool {
+        if ns < self.ns || (ns == self.ns && self.uuids.contains(uuid)) {
             return false;
         }
         if ns > self.ns {
             self.ns = ns;
             self.uuids.clear();
         }
-        self.uuids.insert(f.uuid.clone());
+        self.uuids.insert(uuid.to_owned());
         true
     }
 }
@@ -128,9 +144,9 @@ async fn one_node(
     i: usize,
     node: Arc<Node>,
     request: GetFlowsRequest,
-    tx: mpsc::Sender<(usize, Result<GetFlowsResponse, Status>)>,
+    tx: mpsc::Sender<(usize, Result<RawResponse, Status>)>,
 ) {
-    let mut client = node.client();
+    let mut client = node.raw_client();
     let mut stream = match client.get_flows(request).await {
         Ok(s) => s.into_inner(),
         Err(s) => {
@@ -159,7 +175,7 @@ async fn one_node(
 async fn history(
     nodes: &[Arc<Node>],
     request: &GetFlowsRequest,
-    out: &mpsc::Sender<Result<GetFlowsResponse, Status>>,
+    out: &mpsc::Sender<Result<RawResponse, Status>>,
 ) -> Option<HashMap<String, Cursor>> {
     let mut tasks = JoinSet::new();
     let mut rxs = Vec::new();
@@ -170,7 +186,7 @@ async fn history(
         tasks.spawn(one_node(i, node.clone(), r, tx));
         rxs.push(rx);
     }
-    let mut heads: Vec<Option<GetFlowsResponse>> = vec![None; nodes.len()];
+    let mut heads: Vec<Option<RawResponse>> = vec![None; nodes.len()];
     let mut open = vec![true; nodes.len()];
     let mut cursors: HashMap<String, Cursor> = HashMap::new();
     let number = request.number as usize;
@@ -228,7 +244,7 @@ async fn follow_node(
     node: Arc<Node>,
     request: GetFlowsRequest,
     mut cursor: Cursor,
-    tx: mpsc::Sender<(usize, Result<GetFlowsResponse, Status>)>,
+    tx: mpsc::Sender<(usize, Result<RawResponse, Status>)>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -238,7 +254,7 @@ async fn follow_node(
         r.number = 0;
         r.first = false;
         r.since = Some(timestamp(cursor.ns));
-        let mut stream = match node.client().get_flows(r).await {
+        let mut stream = match node.raw_client().get_flows(r).await {
             Ok(s) => s.into_inner(),
             Err(s) => {
                 if s.code() == tonic::Code::InvalidArgument {
@@ -277,7 +293,7 @@ async fn get_flows_task(
     pool: Arc<Pool>,
     merge: MergeConfig,
     request: GetFlowsRequest,
-    out: mpsc::Sender<Result<GetFlowsResponse, Status>>,
+    out: mpsc::Sender<Result<RawResponse, Status>>,
 ) {
     let start = now_ns();
     let nodes = pool.nodes();
@@ -363,10 +379,10 @@ async fn get_flows_task(
             },
             event = events.recv() => {
                 if let Ok(e) = event {
-                    ready.push(GetFlowsResponse {
+                    ready.push(RawResponse {
                         time: Some(timestamp(now_ns())),
                         node_name: String::new(),
-                        response_types: Some(ResponseTypes::NodeStatus(e)),
+                        body: raw::Body::Other(ResponseTypes::NodeStatus(e)),
                     });
                 }
             }
@@ -383,7 +399,7 @@ async fn get_flows_task(
 }
 
 type FlowStream =
-    Pin<Box<dyn tokio_stream::Stream<Item = Result<GetFlowsResponse, Status>> + Send + 'static>>;
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<RawResponse, Status>> + Send + 'static>>;
 
 /// The version string reported to clients.
 pub fn version() -> String {

@@ -253,11 +253,13 @@ async fn follow(store: AnyStore, node: Arc<Node>, tx: mpsc::Sender<Item>, stats:
                                 stats.count_gap(&name, row.count, &row.detail);
                                 items.push(Item::Lost(row));
                             }
-                            let t = crate::merge::unix_ns(&r);
+                            let t = r.time.or(f.time).map_or(0, |t| {
+                                i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
+                            });
                             cursor.ns = cursor.ns.max(t);
                             step.fresh
                         }
-                        None => cursor.admit(&r),
+                        None => cursor.admit_message(&r),
                     };
                     first = false;
                     if fresh {

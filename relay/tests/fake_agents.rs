@@ -10,12 +10,18 @@ use vigil_proto::observer::{
 };
 use vigil_relay::{
     fake::FakeAgent,
-    merge::unix_ns,
     nodes::{Pool, Source},
     service::{MergeConfig, Service, serve},
     writer::{self, WriterConfig},
 };
 use vigil_storage::{Store as _, testing::sample_flow};
+
+/// A response's time in Unix nanoseconds, as a client reads it.
+fn unix_ns(r: &vigil_proto::observer::GetFlowsResponse) -> i128 {
+    r.time.map_or(0, |t| {
+        i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
+    })
+}
 
 fn flows(node: &str, offset: i64, n: u64) -> Vec<vigil_proto::flow::Flow> {
     (0..n)

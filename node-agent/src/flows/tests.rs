@@ -210,3 +210,74 @@ fn the_flow_log_describes_hits_exactly_as_the_policy_engine_does() {
         );
     }
 }
+
+#[test]
+fn the_direct_encoding_decodes_to_the_reference_flow_for_every_kind_of_event() {
+    use prost::Message as _;
+    let (compiled, cluster) = tables("node-2");
+    let index = GenerationIndex::new(7, &compiled, &cluster);
+    let base = ssh_event(&compiled);
+    let (mut out, mut scratch) = (Vec::new(), Vec::new());
+    let mut cases = 0;
+    for direction in [0, 1] {
+        for (verdict, action, staged) in [
+            (abi::VERDICT_DROPPED, abi::ACT_DENY, 0),
+            (0, abi::ACT_ALLOW, 0),
+            (0, abi::ACT_ALLOW, abi::ACT_DENY),
+            (0, abi::ACT_ALLOW, abi::ACT_ALLOW),
+        ] {
+            for ct_state in 0..4 {
+                for (proto, family) in [(6, 4), (17, 4), (1, 4), (58, 6), (132, 6), (47, 4)] {
+                    for (peer, rule_id, known) in [
+                        (0, base.rule_id, true),
+                        (2, u32::MAX, false),
+                        (12345, 0, true),
+                    ] {
+                        let mut e = Event {
+                            direction,
+                            verdict,
+                            action,
+                            staged_action: staged,
+                            staged_rule_id: if staged != 0 { base.rule_id } else { u32::MAX },
+                            ct_state,
+                            proto,
+                            family,
+                            peer_identity: peer,
+                            rule_id,
+                            tcp_flags: 0x12,
+                            pkt_len: 1500,
+                            ..base
+                        };
+                        if family == 6 {
+                            e.saddr = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+                        }
+                        if !known {
+                            e.daddr[..4].copy_from_slice(&[198, 51, 100, 7]);
+                        }
+                        for index in [Some(&index), None] {
+                            out.clear();
+                            let t = encode_flow(&e, &ctx(), index, 99, &mut out, &mut scratch);
+                            let reference = to_flow(&e, &ctx(), index, 99);
+                            let decoded = Flow::decode(&out[..]).expect("the encoding decodes");
+                            assert_eq!(decoded, reference, "event {e:?}");
+                            assert_eq!(
+                                Some(timestamp(t)),
+                                reference.time,
+                                "the returned time is the flow's"
+                            );
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 2 * 4 * 4 * 6 * 3 * 2);
+}
+
+#[test]
+fn uuids_are_version_8_and_unique_per_sequence() {
+    let a = uuid(0x0123_4567_89ab_cdef, 1);
+    assert_eq!(a, "01234567-89ab-8def-8000-000000000001");
+    assert_ne!(a, uuid(0x0123_4567_89ab_cdef, 2));
+}

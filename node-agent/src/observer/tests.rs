@@ -17,8 +17,8 @@ fn lost_events_are_ring_entries_and_a_slow_reader_is_told_what_it_missed() {
     assert_eq!((snapshot.len(), next.seq, next.weight), (3, 3, 7));
     assert_eq!(hub.counts(), (2, 4, 2));
     let r = response(&snapshot[2], "node-1");
-    match r.response_types {
-        Some(ResponseTypes::LostEvents(l)) => {
+    match r.body {
+        raw::Body::Other(ResponseTypes::LostEvents(l)) => {
             assert_eq!(l.num_events_lost, 5);
             assert_eq!(l.source, flow::LostEventSource::PerfEventRingBuffer as i32);
         }
@@ -43,7 +43,10 @@ fn lost_events_are_ring_entries_and_a_slow_reader_is_told_what_it_missed() {
     let indexes: Vec<u64> = out
         .iter()
         .map(|e| match &**e {
-            Entry::Flow(f) => f.vigil_position.map_or(u64::MAX, |p| p.index),
+            Entry::Flow(f) => f
+                .decode()
+                .and_then(|f| f.vigil_position)
+                .map_or(u64::MAX, |p| p.index),
             Entry::Lost { event, .. } => event.vigil_position.map_or(u64::MAX, |p| p.index),
         })
         .collect();
@@ -69,9 +72,9 @@ async fn a_follower_that_stops_reading_never_blocks_the_writer() {
     while let Ok(Some(Ok(r))) =
         tokio::time::timeout(std::time::Duration::from_millis(200), rx.recv()).await
     {
-        match r.response_types {
-            Some(ResponseTypes::LostEvents(l)) => lost += l.num_events_lost,
-            Some(ResponseTypes::Flow(_)) => seen += 1,
+        match r.body {
+            raw::Body::Other(ResponseTypes::LostEvents(l)) => lost += l.num_events_lost,
+            raw::Body::Flow(_) => seen += 1,
             _ => {}
         }
     }

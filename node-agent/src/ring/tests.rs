@@ -43,14 +43,24 @@ fn a_reader_overtaken_past_a_lost_notice_counts_the_events_it_stood_for() {
 }
 
 fn flow_at(secs: i64, port: u32) -> Arc<Entry> {
-    Arc::new(Entry::Flow(Flow {
+    use prost::Message as _;
+    let flow = Flow {
         time: Some(prost_types::Timestamp {
             seconds: secs,
             nanos: 0,
         }),
         policy_match_type: port,
         ..Flow::default()
+    };
+    Arc::new(Entry::Flow(StoredFlow {
+        bytes: flow.encode_to_vec().into(),
+        unix_ns: i128::from(secs) * 1_000_000_000,
     }))
+}
+
+/// The test's id of a stored flow (kept in `policy_match_type`).
+fn id(f: &StoredFlow) -> u32 {
+    f.decode().unwrap().policy_match_type
 }
 
 fn lost_at(secs: i64) -> Arc<Entry> {
@@ -64,7 +74,7 @@ fn ids(entries: &[Arc<Entry>]) -> Vec<String> {
     entries
         .iter()
         .map(|e| match &**e {
-            Entry::Flow(f) => f.policy_match_type.to_string(),
+            Entry::Flow(f) => id(f).to_string(),
             Entry::Lost { .. } => "lost".into(),
         })
         .collect()
@@ -79,7 +89,7 @@ fn select_takes_the_last_or_first_n_matching_with_lost_notices_in_between() {
         flow_at(4, 3),
         flow_at(5, 4),
     ];
-    let odd = |f: &Flow| f.policy_match_type % 2 == 1;
+    let odd = |f: &StoredFlow| id(f) % 2 == 1;
     let last = |n| Window {
         number: n,
         ..Window::default()

@@ -1,13 +1,16 @@
 //! Unit tests of `merge`: behaviour checked beside the code it tests.
 use super::*;
-use vigil_proto::flow::Flow;
+use vigil_proto::{
+    flow::Flow,
+    observer::{GetFlowsResponse, get_flows_response::ResponseTypes},
+};
 
-fn at(ns: i64, node: &str) -> GetFlowsResponse {
+fn at(ns: i64, node: &str) -> Response {
     let t = prost_types::Timestamp {
         seconds: ns / 1_000_000_000,
         nanos: (ns % 1_000_000_000) as i32,
     };
-    GetFlowsResponse {
+    Response::from(GetFlowsResponse {
         time: Some(t),
         node_name: node.into(),
         response_types: Some(ResponseTypes::Flow(Flow {
@@ -15,10 +18,10 @@ fn at(ns: i64, node: &str) -> GetFlowsResponse {
             node_name: node.into(),
             ..Flow::default()
         })),
-    }
+    })
 }
 
-fn times(rs: &[GetFlowsResponse]) -> Vec<i128> {
+fn times(rs: &[Response]) -> Vec<i128> {
     rs.iter().map(unix_ns).collect()
 }
 
