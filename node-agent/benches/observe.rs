@@ -1,6 +1,8 @@
 //! Events decoded and enriched per second on one core, through the real code: `Event::decode`
-//! of ring-buffer bytes, `observe_batch` (generation lookup, `flows::to_flow`, verdict counters)
-//! and the observer ring (`Hub::push_flows`, metrics included), with a full default-size ring.
+//! of ring-buffer bytes, `observe_batch` (generation lookup, `flows::encode_flow`, verdict
+//! counters, metrics) and the observer ring (`Hub::push_encoded`), with a full default-size ring.
+//! Interleaved with it, the path it replaced (`flows::to_flow`, then `Hub::push_flows`, which
+//! encodes the message), for a ratio measured in the same run.
 //! No root needed: `cargo bench -p vigil-node-agent --bench observe`.
 
 /// The same allocator as the `node-agent` binary, so the numbers are the agent's.
@@ -125,9 +127,12 @@ fn main() {
         })
         .collect();
     let total: u64 = 2_000_000;
-    let mut best = 0.0f64;
     let mut seq = 0u64;
-    for round in 0..5 {
+    // The agent's path (direct encoding) and, interleaved for a side-by-side ratio, the reference
+    // path it replaced: build the `flow.Flow` message (`flows::to_flow`), then encode it.
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..6 {
+        let direct = round % 2 == 0;
         let start = Instant::now();
         let mut done = 0u64;
         let mut batch = Vec::with_capacity(1024);
@@ -136,16 +141,40 @@ fn main() {
             for bytes in &events {
                 batch.push(Event::decode(bytes).expect("decodes"));
             }
-            events::observe_batch(&batch, &ctx, &generations, &counters, &hub, &mut seq);
+            if direct {
+                events::observe_batch(&batch, &ctx, &generations, &counters, &hub, &mut seq);
+            } else {
+                let g = generations.read().unwrap();
+                let index = g.get(1).map(|i| &**i);
+                let flows: Vec<_> = batch
+                    .iter()
+                    .map(|e| {
+                        seq += 1;
+                        flows::to_flow(e, &ctx, index, seq)
+                    })
+                    .collect();
+                drop(g);
+                hub.push_flows(flows);
+            }
             done += batch.len() as u64;
         }
         let rate = done as f64 / start.elapsed().as_secs_f64();
-        println!(
-            "round {round}: {:.0} events/s decoded + enriched + in the ring",
-            rate
-        );
-        best = best.max(rate);
+        let name = if direct {
+            "direct encoding (the agent)"
+        } else {
+            "message, then encode"
+        };
+        println!("round {round}: {rate:>10.0} events/s decoded + enriched + in the ring, {name}");
+        rates[usize::from(!direct)].push(rate);
     }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (d, r) = (median(&mut rates[0]), median(&mut rates[1]));
     let (held, capacity, seen) = hub.counts();
-    println!("best: {best:.0} events/s on one core (ring {held}/{capacity}, {seen} seen)");
+    println!(
+        "median: {d:.0} events/s on one core with direct encoding, {r:.0} building the message first ({:.2}x); ring {held}/{capacity}, {seen} seen",
+        d / r
+    );
 }
