@@ -237,18 +237,20 @@ async fn with_hits(
         .collect())
 }
 
-/// Windows tried below a page's upper bound before the whole range: the newest `limit + 1`
-/// matches lie in the first window holding that many, so the answer is the same as one query
-/// over the whole range, which a database without a time-ordered read reads in full.
-const PAGE_WINDOWS_S: [i128; 3] = [3600, 86_400, 7 * 86_400];
+/// Time slices read one after the other below a page's upper bound, newest first, before the
+/// rest of the range: a page is complete as soon as the slices read hold `limit + 1` flows, and
+/// the slices are disjoint, so no row is read twice. The same answer as one query over the whole
+/// range, which a database without a time-ordered read (ClickHouse 18.16, SQLite for rare
+/// filters) reads in full.
+const PAGE_SLICES_S: [i128; 3] = [3600, 86_400, 7 * 86_400];
 
-/// The rows of one page (`limit + 1` at most), narrowing the range by [`PAGE_WINDOWS_S`].
+/// The rows of one page (`limit + 1` at most), read slice by slice ([`PAGE_SLICES_S`]).
 async fn page_rows(
     state: &State,
     sql: &Sql,
     q: &FlowQuery,
     now: i128,
-) -> Result<vigil_storage::QueryResult, ApiError> {
+) -> Result<Vec<Vec<Value>>, ApiError> {
     let cursor = q
         .cursor
         .as_ref()
@@ -258,22 +260,37 @@ async fn page_rows(
         .flatten()
         .min()
         .unwrap_or(now);
-    for w in PAGE_WINDOWS_S {
-        let lower = upper - w * 1_000_000_000;
-        if q.range.since.is_some_and(|s| s >= lower) {
-            break;
+    let mut rows: Vec<Vec<Value>> = Vec::new();
+    // The newest slice has no upper bound of its own: flows stamped after `now` belong in it.
+    let mut older_than: Option<i128> = None;
+    let lowers = PAGE_SLICES_S
+        .iter()
+        .map(|w| Some(upper - w * 1_000_000_000))
+        .chain([None]);
+    for lower in lowers {
+        // A slice reaching the range's own start (or the beginning) is the last one.
+        let (since, last) = match (lower, q.range.since) {
+            (Some(l), Some(s)) if s >= l => (Some(s), true),
+            (Some(l), _) => (Some(l), false),
+            (None, s) => (s, true),
+        };
+        let mut slice = q.clone();
+        slice.limit = q.limit - rows.len();
+        slice.range.since = since;
+        if let Some(o) = older_than {
+            slice.range.until = Some(q.range.until.map_or(o - 1, |u| u.min(o - 1)));
         }
-        let mut narrowed = q.clone();
-        narrowed.range.since = Some(lower);
         let r = state
             .store
-            .query("flows page", &sql.flows_page(&narrowed))
+            .query("flows page", &sql.flows_page(&slice))
             .await?;
-        if r.rows.len() > q.limit {
-            return Ok(r);
+        rows.extend(r.rows);
+        if last || rows.len() > q.limit {
+            break;
         }
+        older_than = since;
     }
-    state.store.query("flows page", &sql.flows_page(q)).await
+    Ok(rows)
 }
 
 async fn flows(
@@ -285,7 +302,6 @@ async fn flows(
     let sql = Sql::new(state.store.dialect().await?);
     let r = page_rows(&state, &sql, &q, now_ns()).await?;
     let mut rows = r
-        .rows
         .iter()
         .map(|row| convert::flow_row(row))
         .collect::<Result<Vec<_>, _>>()

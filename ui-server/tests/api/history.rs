@@ -84,6 +84,30 @@ async fn pages_cover_history_newest_first_without_duplicates_or_gaps() {
             "limit {limit}: newest first, ties by uuid"
         );
     }
+    // Older flows across every time slice the server reads pages in (1 h, 1 d, 7 d, the rest):
+    // pages still list every flow once, newest first.
+    let mut older: Vec<_> = (0..60u64)
+        .map(|k| {
+            let mut f = vigil_storage::testing::sample_flow(
+                "node-3",
+                s.base - (k as i64 * k as i64 * 700),
+                (k % 3) as i32,
+                &format!("old-{k:03}"),
+                k,
+            );
+            f.node_name = "node-3".into();
+            f
+        })
+        .collect();
+    seed(&s._dir.sqlite_url(), &older).await;
+    older.extend(s.flows.iter().cloned());
+    let want = expected(&older, |_| true);
+    for limit in [1000, 7, 1] {
+        let all = uuids(&s.ui.all_pages("", limit).await);
+        assert_eq!(all, want, "limit {limit}, flows over 30 days");
+    }
+    let old_only = uuids(&s.ui.all_pages("node=node-3", 9).await);
+    assert_eq!(old_only, expected(&older, |f| f.node_name == "node-3"));
     let first = s.ui.ok("/api/v1/flows").await;
     assert_eq!(
         first["flows"].as_array().unwrap().len(),
