@@ -127,7 +127,7 @@ pub fn observe_batch(
     let generations = generations.read().unwrap_or_else(|p| p.into_inner());
     let mut batch = Vec::with_capacity(events.len());
     let mut summaries = Vec::with_capacity(events.len());
-    let mut scratch = Vec::with_capacity(1024);
+    let (mut encoded, mut scratch) = (Vec::with_capacity(4096), Vec::with_capacity(1024));
     let mut last: Option<(u32, Option<&Arc<GenerationIndex>>)> = None;
     for event in events {
         let index = match last {
@@ -142,16 +142,19 @@ pub fn observe_batch(
             counters.unknown_generation.fetch_add(1, Ordering::Relaxed);
         }
         *seq += 1;
-        // Room for a typical flow and its position, appended under the ring's lock.
-        let mut bytes = Vec::with_capacity(1024);
+        encoded.clear();
         let unix_ns = flows::encode_flow(
             event,
             ctx,
             index.map(|i| &**i),
             *seq,
-            &mut bytes,
+            &mut encoded,
             &mut scratch,
         );
+        // The ring keeps this allocation: sized to the flow and its position (appended under
+        // the ring's lock), nothing more.
+        let mut bytes = Vec::with_capacity(encoded.len() + vigil_proto::raw::POSITION_MAX_LEN);
+        bytes.extend_from_slice(&encoded);
         let summary = flows::summary(event, index.map(|i| &**i));
         let counter = match flow::Verdict::try_from(summary.verdict) {
             Ok(flow::Verdict::Dropped) => &counters.dropped,

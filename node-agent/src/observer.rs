@@ -131,7 +131,7 @@ impl Hub {
             .iter()
             .map(|f| {
                 // Room for the position, appended later.
-                let mut bytes = Vec::with_capacity(f.encoded_len() + 24);
+                let mut bytes = Vec::with_capacity(f.encoded_len() + raw::POSITION_MAX_LEN);
                 f.encode_raw(&mut bytes);
                 (bytes, f.time.as_ref().map_or(0, unix_ns))
             })

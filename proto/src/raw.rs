@@ -35,6 +35,10 @@ const FLOW_UUID: u32 = 34;
 /// `flow.Flow.vigil_position`.
 const FLOW_POSITION: u32 = 900_002;
 
+/// The most bytes [`append_position`] appends: a 4-byte key, a 1-byte length and two varint
+/// fields of at most 11 bytes each.
+pub const POSITION_MAX_LEN: usize = 27;
+
 /// Appends `flow.Flow.vigil_position` to an encoded flow that has none (protobuf fields may come
 /// in any order): an agent encodes a flow before it knows its place in the stream.
 pub fn append_position(flow: &mut Vec<u8>, position: &crate::vigil::Position) {

@@ -65,6 +65,16 @@ fn a_position_appended_to_an_encoded_flow_decodes_as_the_field() {
     };
     let position = flow.vigil_position.take().unwrap();
     let mut bytes = flow.encode_to_vec();
+    let before = bytes.len();
+    append_position(
+        &mut bytes,
+        &crate::vigil::Position {
+            agent_start_ns: u64::MAX,
+            index: u64::MAX,
+        },
+    );
+    assert!(bytes.len() - before <= POSITION_MAX_LEN);
+    bytes.truncate(before);
     append_position(&mut bytes, &position);
     flow.vigil_position = Some(position);
     assert_eq!(Flow::decode(&bytes[..]).unwrap(), flow);
