@@ -9,6 +9,7 @@
 //!    when it already holds that many flows (seeding 10M takes minutes). Each page is requested
 //!    `VIGIL_BENCH_ROUNDS` times (default 200) or for `VIGIL_BENCH_QUERY_SECONDS` (default 30),
 //!    whichever ends first.
+//!    `VIGIL_BENCH_FLOWS=0` skips this part.
 //! 2. WebSocket delivery: flows through the real relay service from in-process agents to 1 and
 //!    to 4 WebSocket clients reading as fast as they can (`VIGIL_BENCH_WS_FLOWS`, default
 //!    200,000 per run, offered at `VIGIL_BENCH_WS_RATE` flows/s, default 50,000): flows/s
@@ -346,6 +347,17 @@ async fn main() {
     let n = env("VIGIL_BENCH_FLOWS", 1_000_000);
     let rounds = env("VIGIL_BENCH_ROUNDS", 200) as usize;
     let keep = std::env::var("VIGIL_BENCH_DB").ok();
+    if n > 0 {
+        history(n, rounds, keep).await;
+    }
+    let ws_flows = env("VIGIL_BENCH_WS_FLOWS", 200_000);
+    let rate = env("VIGIL_BENCH_WS_RATE", 50_000);
+    websocket(ws_flows, rate, 1).await;
+    websocket(ws_flows, rate, 4).await;
+}
+
+/// The history part: seed, then measure pages on SQLite and ClickHouse.
+async fn history(n: u64, rounds: usize, keep: Option<String>) {
     let path = keep.clone().unwrap_or_else(|| {
         std::env::temp_dir()
             .join(format!("vigil-ui-bench-{}.db", std::process::id()))
@@ -394,9 +406,4 @@ async fn main() {
         }
         Err(e) => println!("clickhouse skipped: {e}"),
     }
-
-    let ws_flows = env("VIGIL_BENCH_WS_FLOWS", 200_000);
-    let rate = env("VIGIL_BENCH_WS_RATE", 50_000);
-    websocket(ws_flows, rate, 1).await;
-    websocket(ws_flows, rate, 4).await;
 }
