@@ -206,86 +206,9 @@ pub fn build(occurrences: &[Occurrence]) -> Result<(Vec<FlowFilter>, Vec<FlowFil
 /// Parses `--since`/`--until`: a duration ago (`90s`, `5m`, `1h30m`, `2d`, `500ms`) or an RFC 3339
 /// time (`2025-01-02T12:51:20Z`, `2025-01-02T12:51:20.053+01:00`). Returns Unix nanoseconds.
 pub fn parse_time(text: &str, now_unix_ns: i128) -> Result<i128, BadValue> {
-    let bad = || {
+    vigil_proto::time::parse_time(text, now_unix_ns).ok_or_else(|| {
         BadValue(format!(
             "{text:?}: expected a duration like 5m or 1h30m, or an RFC 3339 time"
         ))
-    };
-    if text.contains('-') && text.contains(':') {
-        return parse_rfc3339(text).ok_or_else(bad);
-    }
-    let mut total: i128 = 0;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: i128 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "d" => 86_400_000_000_000,
-            _ => return Err(bad()),
-        };
-        total += n * unit;
-        rest = &rest[unit_len..];
-    }
-    Ok(now_unix_ns - total)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn parse_rfc3339(t: &str) -> Option<i128> {
-    let b = t.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    let mut rest = &t[19..];
-    let mut nanos: i128 = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let len = frac
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(frac.len());
-        if len == 0 || len > 9 {
-            return None;
-        }
-        nanos = frac[..len].parse::<i128>().ok()? * 10i128.pow(9 - len as u32);
-        rest = &frac[len..];
-    }
-    let offset_s: i64 = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) => {
-            let oh: i64 = rest[1..3].parse().ok()?;
-            let om: i64 = rest[4..6].parse().ok()?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (oh * 3600 + om * 60)
-        }
-        _ => return None,
-    };
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset_s;
-    Some(i128::from(secs) * 1_000_000_000 + nanos)
+    })
 }

@@ -44,16 +44,8 @@ pub fn compact_time(t: Option<&prost_types::Timestamp>) -> String {
     let Some(t) = t else {
         return "N/A".into();
     };
-    let days = t.seconds.div_euclid(86_400);
     let rem = t.seconds.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let (_, month, day) = vigil_proto::time::civil_from_days(t.seconds.div_euclid(86_400));
     format!(
         "{} {day:>2} {:02}:{:02}:{:02}.{:03}",
         MONTHS[(month - 1) as usize],

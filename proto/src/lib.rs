@@ -49,6 +49,9 @@ pub mod vigil {
     tonic::include_proto!("vigil");
 }
 
+/// RFC 3339 and duration text, shared by every reader of flows.
+pub mod time;
+
 /// `GetFlowsResponse` with the flow kept encoded, and the observer service over it.
 pub mod raw;
 

@@ -16,23 +16,16 @@ pub mod nodes;
 pub mod service;
 pub mod writer;
 
-/// Parses `250ms`, `30s`, `5m`, `2h`, `7d` (or a bare number of seconds).
+/// Parses `250ms`, `30s`, `5m`, `2h`, `7d`, `1h30m` (or a bare number of seconds).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number with a unit (250ms, 30s, 5m, 2h, 7d)"))?;
-    let ms = match unit {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h, d)")),
+    let ns = match s.parse::<u64>() {
+        Ok(secs) => Some(i128::from(secs) * 1_000_000_000),
+        Err(_) => vigil_proto::time::parse_duration_ns(s),
     };
-    Ok(std::time::Duration::from_millis(n * ms))
+    ns.and_then(|ns| u64::try_from(ns).ok())
+        .map(std::time::Duration::from_nanos)
+        .ok_or_else(|| format!("{s:?}: expected a number with a unit (250ms, 30s, 5m, 2h, 7d)"))
 }
 
 #[cfg(test)]

@@ -163,32 +163,11 @@ pub struct UiFlow {
 
 /// `2026-11-26T11:22:05.123456789Z`.
 pub fn rfc3339(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    vigil_proto::time::rfc3339(i128::from(secs) * 1_000_000_000 + i128::from(nanos))
 }
 
 /// Unix nanoseconds as RFC 3339.
-pub fn rfc3339_ns(ns: i128) -> String {
-    rfc3339(
-        ns.div_euclid(1_000_000_000) as i64,
-        ns.rem_euclid(1_000_000_000) as u32,
-    )
-}
+pub use vigil_proto::time::rfc3339 as rfc3339_ns;
 
 /// The labels a workload is named after, in order of preference.
 const WORKLOAD_LABELS: [&str; 3] = ["app", "k8s-app", "app.kubernetes.io/name"];

@@ -477,98 +477,12 @@ impl TimeRange {
 /// Parses a time parameter: RFC 3339 (`2026-11-26T11:22:05.123Z`, `+01:00` offsets) or a
 /// duration back from `now` (`90s`, `15m`, `2h`, `7d`, `1h30m`, `500ms`). Unix nanoseconds.
 pub fn parse_time(text: &str, now: i128) -> Result<i128, String> {
-    let bad = || format!("{text:?}: expected a duration like 15m, 2h, 7d or an RFC 3339 time");
-    if text.contains('-') && text.contains(':') {
-        return parse_rfc3339(text).ok_or_else(bad);
-    }
-    parse_duration_ns(text).map(|d| now - d).ok_or_else(bad)
+    vigil_proto::time::parse_time(text, now).ok_or_else(|| {
+        format!("{text:?}: expected a duration like 15m, 2h, 7d or an RFC 3339 time")
+    })
 }
 
-/// `90s`, `15m`, `2h`, `7d`, `1h30m`, `500ms` in nanoseconds.
-pub fn parse_duration_ns(text: &str) -> Option<i128> {
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: i128 = 0;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 || digits > 12 {
-            return None;
-        }
-        let n: i128 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit: i128 = match &rest[..unit_len] {
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "d" => 86_400_000_000_000,
-            _ => return None,
-        };
-        total += n * unit;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn parse_rfc3339(t: &str) -> Option<i128> {
-    let b = t.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| {
-        let s = t.get(r)?;
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse::<i64>().ok())?
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    let mut rest = t.get(19..)?;
-    let mut nanos: i128 = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let len = frac
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(frac.len());
-        if len == 0 || len > 9 {
-            return None;
-        }
-        nanos = frac[..len].parse::<i128>().ok()? * 10i128.pow(9 - len as u32);
-        rest = &frac[len..];
-    }
-    let offset_s: i64 = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) => {
-            let oh: i64 = rest.get(1..3)?.parse().ok()?;
-            let om: i64 = rest.get(4..6)?.parse().ok()?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (oh * 3600 + om * 60)
-        }
-        _ => return None,
-    };
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset_s;
-    Some(i128::from(secs) * 1_000_000_000 + nanos)
-}
+pub use vigil_proto::time::parse_duration_ns;
 
 /// Where a page ended: the last flow's time, nanos and uuid (pages are newest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
