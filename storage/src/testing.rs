@@ -1,5 +1,6 @@
 //! Builders of realistic flows for tests and benchmarks (of this crate and its users): a TCP flow
-//! with Hubble's policy lists and a Vigil trace, as an agent produces them.
+//! with Hubble's policy lists and a Vigil trace, as an agent produces them; and a ClickHouse
+//! database of a test's own, dropped when the test ends.
 
 use vigil_proto::{
     flow::{
@@ -111,4 +112,53 @@ pub fn sample_flow(node: &str, secs: i64, nanos: i32, uuid: &str, i: u64) -> Flo
 
 fn prost_types_timestamp(seconds: i64, nanos: i32) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds, nanos }
+}
+
+/// Where the tests' ClickHouse server listens (`scripts/clickhouse.sh start`, run by `make test`).
+pub const CLICKHOUSE: &str = "127.0.0.1:8123";
+
+/// A ClickHouse database of its own for one test, dropped on drop (also when the test fails).
+#[derive(Debug)]
+pub struct TempClickHouse {
+    /// `clickhouse://127.0.0.1:8123/<unique name>`.
+    pub url: String,
+}
+
+impl TempClickHouse {
+    /// A database named `<prefix>_<pid>_<counter>_<nanos>`, created by the first store opened on it.
+    pub fn new(prefix: &str) -> TempClickHouse {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        TempClickHouse {
+            url: format!(
+                "clickhouse://{CLICKHOUSE}/{prefix}_{}_{}_{nanos}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ),
+        }
+    }
+}
+
+impl Drop for TempClickHouse {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        // Its own thread and runtime: drop may run inside or outside a runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(s) = crate::ClickHouseStore::connect(&url) {
+                    let _ = s.drop_database().await;
+                }
+            });
+        })
+        .join();
+    }
 }

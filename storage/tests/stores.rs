@@ -7,7 +7,8 @@ use std::{
 };
 
 use vigil_storage::{
-    AnyStore, ClickHouseStore, Counts, EXAMPLES, Error, QueryResult, Store, testing::sample_flow,
+    AnyStore, Counts, EXAMPLES, Error, QueryResult, Store,
+    testing::{TempClickHouse, sample_flow},
 };
 
 static N: AtomicU32 = AtomicU32::new(0);
@@ -51,37 +52,9 @@ impl Drop for TempSqlite {
     }
 }
 
-const CLICKHOUSE: &str = "127.0.0.1:8123";
-
-/// A ClickHouse database of its own, dropped on drop (also when the test fails).
-struct TempClickHouse {
-    url: String,
-}
-
-impl TempClickHouse {
-    fn new() -> TempClickHouse {
-        TempClickHouse {
-            url: format!("clickhouse://{CLICKHOUSE}/{}", unique("vigil_test")),
-        }
-    }
-}
-
-impl Drop for TempClickHouse {
-    fn drop(&mut self) {
-        let url = self.url.clone();
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async {
-                    if let Ok(s) = ClickHouseStore::connect(&url) {
-                        let _ = s.drop_database().await;
-                    }
-                })
-        })
-        .join();
-    }
+/// A ClickHouse database of this test binary's own.
+fn temp_clickhouse() -> TempClickHouse {
+    TempClickHouse::new("vigil_test")
 }
 
 /// 100 recent flows over two nodes, each inserted twice, plus three old flows of a retired
@@ -237,7 +210,7 @@ async fn sqlite_store_dedupes_queries_read_only_and_retains() {
 
 #[tokio::test]
 async fn clickhouse_store_dedupes_queries_read_only_and_retains() {
-    let db = TempClickHouse::new();
+    let db = temp_clickhouse();
     let store = vigil_storage::open(&db.url).await.unwrap();
     scenario(&store).await;
     let again = vigil_storage::open(&db.url).await.unwrap();
@@ -295,14 +268,14 @@ async fn sqlite_positions_and_lost_events() {
 
 #[tokio::test]
 async fn clickhouse_positions_and_lost_events() {
-    let db = TempClickHouse::new();
+    let db = temp_clickhouse();
     positions_and_lost(&vigil_storage::open(&db.url).await.unwrap()).await;
 }
 
 #[tokio::test]
 async fn both_backends_answer_the_examples_alike() {
     let lite = TempSqlite::new();
-    let house = TempClickHouse::new();
+    let house = temp_clickhouse();
     let a = vigil_storage::open(&lite.url()).await.unwrap();
     let b = vigil_storage::open(&house.url).await.unwrap();
     // Same flows (with the same clock second) into both.

@@ -6,7 +6,7 @@ use crate::support::*;
 #[tokio::test]
 async fn sqlite_and_clickhouse_answer_alike() {
     let dir = TempDir::new();
-    let house = TempClickHouse::new();
+    let house = TempClickHouse::new("vigil_ui");
     let base = now() - 3600;
     let flows = seeded_flows(base, 400);
     seed(&dir.sqlite_url(), &flows).await;

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use serde_json::Value;
 use vigil_proto::flow::{Endpoint, Flow, Verdict};
-use vigil_storage::{ClickHouseStore, Store as _, testing::sample_flow};
+use vigil_storage::{Store as _, testing::sample_flow};
 use vigil_ui_server::{Config, api::Inner};
 
 static N: AtomicU32 = AtomicU32::new(0);
@@ -58,38 +58,7 @@ impl Drop for TempDir {
     }
 }
 
-pub const CLICKHOUSE: &str = "127.0.0.1:8123";
-
-/// A ClickHouse database of its own, dropped on drop (also when the test fails).
-pub struct TempClickHouse {
-    pub url: String,
-}
-
-impl TempClickHouse {
-    pub fn new() -> TempClickHouse {
-        TempClickHouse {
-            url: format!("clickhouse://{CLICKHOUSE}/{}", unique("vigil_ui")),
-        }
-    }
-}
-
-impl Drop for TempClickHouse {
-    fn drop(&mut self) {
-        let url = self.url.clone();
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async {
-                    if let Ok(s) = ClickHouseStore::connect(&url) {
-                        let _ = s.drop_database().await;
-                    }
-                })
-        })
-        .join();
-    }
-}
+pub use vigil_storage::testing::TempClickHouse;
 
 /// Realistic flows: two nodes; clients in `ops` calling `shop/web` (port 80, allowed by
 /// `NetworkPolicy/shop/allow-web`) or SSH (port 22, every third flow, dropped by
