@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 use vigil_proto::{
-    flow::{Flow, Policy, TrafficDirection, Verdict, layer4::Protocol},
+    flow::{Endpoint, Flow, Ip, Policy, TrafficDirection, Verdict, layer4::Protocol},
     vigil::{Action, HitKind, PolicyHit},
 };
 
@@ -108,9 +108,11 @@ pub fn to_rows(flow: &Flow) -> (FlowRow, Vec<HitRow>) {
         .time
         .as_ref()
         .map_or((0, 0), |t| (t.seconds.max(0) as u32, t.nanos.max(0) as u32));
-    let src = flow.source.clone().unwrap_or_default();
-    let dst = flow.destination.clone().unwrap_or_default();
-    let ip = flow.ip.clone().unwrap_or_default();
+    // Borrowed, not cloned: only the fields a row keeps are copied.
+    let (no_endpoint, no_ip) = (Endpoint::default(), Ip::default());
+    let src = flow.source.as_ref().unwrap_or(&no_endpoint);
+    let dst = flow.destination.as_ref().unwrap_or(&no_endpoint);
+    let ip = flow.ip.as_ref().unwrap_or(&no_ip);
     let (protocol, src_port, dst_port, tcp_flags) =
         match flow.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
             Some(Protocol::Tcp(t)) => (
