@@ -143,7 +143,7 @@ pub fn observe_batch(
         }
         *seq += 1;
         encoded.clear();
-        let unix_ns = flows::encode_flow(
+        let flows::Encoded { unix_ns, summary } = flows::encode_flow(
             event,
             ctx,
             index.map(|i| &**i),
@@ -155,7 +155,6 @@ pub fn observe_batch(
         // the ring's lock), nothing more.
         let mut bytes = Vec::with_capacity(encoded.len() + vigil_proto::raw::POSITION_MAX_LEN);
         bytes.extend_from_slice(&encoded);
-        let summary = flows::summary(event, index.map(|i| &**i));
         let counter = match flow::Verdict::try_from(summary.verdict) {
             Ok(flow::Verdict::Dropped) => &counters.dropped,
             Ok(flow::Verdict::Audit) => &counters.audit,

@@ -21,7 +21,7 @@ mod encode;
 #[cfg(test)]
 mod tests;
 
-pub use encode::encode_flow;
+pub use encode::{Encoded, encode_flow};
 
 use std::{
     collections::HashMap,
@@ -277,12 +277,7 @@ fn addr(family: u8, bytes: &[u8; 16]) -> IpAddr {
 }
 
 /// `google.protobuf.Timestamp` of nanoseconds since the Unix epoch.
-pub fn timestamp(unix_ns: i128) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: unix_ns.div_euclid(1_000_000_000) as i64,
-        nanos: unix_ns.rem_euclid(1_000_000_000) as i32,
-    }
-}
+pub use vigil_proto::time::timestamp;
 
 fn endpoint(
     index: Option<&GenerationIndex>,
@@ -360,26 +355,6 @@ pub fn verdict(event: &Event) -> flow::Verdict {
         (abi::VERDICT_DROPPED, _, _) => flow::Verdict::Dropped,
         (_, abi::ACT_ALLOW, abi::ACT_DENY) => flow::Verdict::Audit,
         _ => flow::Verdict::Forwarded,
-    }
-}
-
-/// What `/metrics` counts of the flow of `event`.
-pub fn summary<'a>(
-    event: &Event,
-    index: Option<&'a GenerationIndex>,
-) -> crate::metrics::FlowSummary<'a> {
-    let d = Derived::of(event);
-    let hit = |id: u32| index.and_then(|i| i.rules.get(id as usize)).map(|r| &r.hit);
-    crate::metrics::FlowSummary {
-        verdict: d.verdict as i32,
-        direction: d.traffic_direction() as i32,
-        drop_reason: if d.dropped {
-            i32::from(event.drop_reason)
-        } else {
-            0
-        },
-        decided_by: hit(event.rule_id),
-        pending_decided_by: hit(event.staged_rule_id),
     }
 }
 
@@ -515,6 +490,7 @@ fn ip_version(event: &Event) -> flow::IpVersion {
 /// longer kept (the flow then carries addresses and identities but no names). `seq` makes the
 /// uuid unique within this agent. The reference for [`encode_flow`], which the agent runs.
 pub fn to_flow(event: &Event, ctx: &Context, index: Option<&GenerationIndex>, seq: u64) -> Flow {
+    let d = Derived::of(event);
     let Derived {
         ingress,
         src_ip,
@@ -530,8 +506,7 @@ pub fn to_flow(event: &Event, ctx: &Context, index: Option<&GenerationIndex>, se
         sub_type,
         pending_action,
         ..
-    } = Derived::of(event);
-    let d = Derived::of(event);
+    } = d;
     let rule = index.and_then(|i| i.rules.get(event.rule_id as usize));
     let staged_rule = index.and_then(|i| i.rules.get(event.staged_rule_id as usize));
     let trace = index.and_then(|i| i.traces.get(event.trace_id as usize));

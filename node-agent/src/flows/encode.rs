@@ -5,6 +5,8 @@
 
 use prost::encoding::{self, WireType};
 
+use crate::metrics::FlowSummary;
+
 use super::{
     Context, Derived, Event, GenerationIndex, IpAddr, flow, ip_version, layer4, timestamp,
     uuid_bytes,
@@ -99,16 +101,25 @@ fn endpoint(
     put_bytes(out, tag, scratch);
 }
 
-/// Appends the encoded flow of `event` to `out` (see [`super::to_flow`] for the arguments) and
-/// returns its Unix time in nanoseconds. `scratch` is working space, reused across calls.
-pub fn encode_flow(
+/// What [`encode_flow`] tells besides the bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Encoded<'a> {
+    /// The flow's time, Unix nanoseconds.
+    pub unix_ns: i128,
+    /// What `/metrics` counts of it.
+    pub summary: FlowSummary<'a>,
+}
+
+/// Appends the encoded flow of `event` to `out` (see [`super::to_flow`] for the arguments).
+/// `scratch` is working space, reused across calls.
+pub fn encode_flow<'a>(
     event: &Event,
     ctx: &Context,
-    index: Option<&GenerationIndex>,
+    index: Option<&'a GenerationIndex>,
     seq: u64,
     out: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
-) -> i128 {
+) -> Encoded<'a> {
     let d = Derived::of(event);
     let unix_ns = i128::from(event.ts_ns) + ctx.boot_offset_ns;
     encoding::message::encode(1, &timestamp(unix_ns), out);
@@ -188,5 +199,18 @@ pub fn encode_flow(
     put_varint(scratch, 8, u64::from(event.pkt_len));
     put_varint(scratch, 9, u64::from(event.proto));
     put_bytes(out, 900_001, scratch);
-    unix_ns
+    Encoded {
+        unix_ns,
+        summary: FlowSummary {
+            verdict: d.verdict as i32,
+            direction: d.traffic_direction() as i32,
+            drop_reason: if d.dropped {
+                i32::from(event.drop_reason)
+            } else {
+                0
+            },
+            decided_by: rule.map(|r| &r.hit),
+            pending_decided_by: staged_rule.map(|r| &r.hit),
+        },
+    }
 }

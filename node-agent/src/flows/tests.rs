@@ -256,8 +256,21 @@ fn the_direct_encoding_decodes_to_the_reference_flow_for_every_kind_of_event() {
                         }
                         for index in [Some(&index), None] {
                             out.clear();
-                            let t = encode_flow(&e, &ctx(), index, 99, &mut out, &mut scratch);
+                            let enc = encode_flow(&e, &ctx(), index, 99, &mut out, &mut scratch);
+                            let t = enc.unix_ns;
                             let reference = to_flow(&e, &ctx(), index, 99);
+                            // What /metrics counts is what the flow says.
+                            let trace = reference.vigil_trace.as_ref().unwrap();
+                            assert_eq!(
+                                (enc.summary.verdict, enc.summary.direction),
+                                (reference.verdict, reference.traffic_direction)
+                            );
+                            assert_eq!(enc.summary.drop_reason, reference.drop_reason_desc);
+                            assert_eq!(enc.summary.decided_by, trace.decided_by.as_ref());
+                            assert_eq!(
+                                enc.summary.pending_decided_by,
+                                trace.pending_decided_by.as_ref()
+                            );
                             let decoded = Flow::decode(&out[..]).expect("the encoding decodes");
                             assert_eq!(decoded, reference, "event {e:?}");
                             assert_eq!(
