@@ -20,6 +20,7 @@ use tonic::transport::{Channel, Endpoint};
 use vigil_proto::observer::{
     GetFlowsRequest, GetNodesRequest, ServerStatusRequest, observer_client::ObserverClient,
 };
+use vigil_proto::time::{now_unix_ns, timestamp};
 
 use crate::print::{Format, Style};
 
@@ -181,19 +182,6 @@ fn occurrences(matches: &clap::ArgMatches) -> Vec<filters::Occurrence> {
         }
     }
     all.into_iter().map(|(_, o)| o).collect()
-}
-
-fn now_unix_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128)
-}
-
-fn timestamp(ns: i128) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ns.div_euclid(1_000_000_000) as i64,
-        nanos: ns.rem_euclid(1_000_000_000) as i32,
-    }
 }
 
 /// A failure worth one line on stderr.

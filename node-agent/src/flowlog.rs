@@ -189,9 +189,7 @@ impl FlowRecord {
         } else {
             "egress"
         };
-        let time = f.time.as_ref().map_or(0, |t| {
-            i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
-        });
+        let time = f.time.as_ref().map_or(0, vigil_proto::time::unix_ns);
         FlowRecord {
             time: rfc3339(time),
             node: f.node_name.clone(),

@@ -30,7 +30,9 @@ use vigil_proto::{
         get_flows_response::ResponseTypes,
     },
     raw::{self, service::observer_server},
-    relay, vigil,
+    relay,
+    time::{now_unix_ns, unix_ns},
+    vigil,
 };
 
 use crate::{
@@ -59,13 +61,6 @@ pub struct Hub {
     started_unix_ns: u64,
     /// The counters behind `/metrics`.
     pub metrics: Metrics,
-}
-
-/// Nanoseconds since the Unix epoch, now.
-pub fn now_unix_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 impl Hub {
@@ -267,10 +262,6 @@ pub fn overtaken(hub: &Hub, lost: u64, from: u64) -> Entry {
 /// Maps a filter error to the gRPC status the client should see.
 fn status_of(e: FilterError) -> Status {
     Status::invalid_argument(e.to_string())
-}
-
-fn unix_ns(t: &prost_types::Timestamp) -> i128 {
-    i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
 }
 
 /// The `observer.Observer` service of one agent.

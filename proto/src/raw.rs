@@ -76,9 +76,7 @@ impl Response {
 
     /// The response's time in Unix nanoseconds (0 when it has none).
     pub fn unix_ns(&self) -> i128 {
-        self.time.map_or(0, |t| {
-            i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
-        })
+        self.time.as_ref().map_or(0, crate::time::unix_ns)
     }
 
     /// The flow's uuid, read from its encoding without decoding the rest.

@@ -1,9 +1,29 @@
 //! Time as every reader of flows writes and reads it: RFC 3339 with nanoseconds (UTC out, any
 //! offset in), civil dates of Unix days, and the durations users type (`90s`, `15m`, `1h30m`,
-//! `7d`, `500ms`). Pure, no clock: callers pass "now".
+//! `7d`, `500ms`), and protobuf timestamps. Pure but for [`now_unix_ns`]: parsers take "now".
 
 #[cfg(test)]
 mod tests;
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn now_unix_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// The `google.protobuf.Timestamp` of Unix nanoseconds.
+pub fn timestamp(unix_ns: i128) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: unix_ns.div_euclid(1_000_000_000) as i64,
+        nanos: unix_ns.rem_euclid(1_000_000_000) as i32,
+    }
+}
+
+/// The Unix nanoseconds of a `google.protobuf.Timestamp`.
+pub fn unix_ns(t: &prost_types::Timestamp) -> i128 {
+    i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
+}
 
 /// The (year, month 1-12, day 1-31) of a day counted from 1970-01-01 (Howard Hinnant's
 /// civil-from-days).

@@ -76,9 +76,10 @@ impl observer_server::Observer for FakeAgent {
         request: Request<GetFlowsRequest>,
     ) -> Result<Response<Self::GetFlowsStream>, Status> {
         let r = request.into_inner();
-        let since = r.since.map_or(i128::MIN, |t| {
-            i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
-        });
+        let since = r
+            .since
+            .as_ref()
+            .map_or(i128::MIN, vigil_proto::time::unix_ns);
         let flows = self.flows.clone();
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(async move {

@@ -25,6 +25,7 @@ use vigil_proto::{
     },
     raw::{self, Response as RawResponse, service::observer_server},
     relay::{NodeState, NodeStatusEvent},
+    time::{now_unix_ns, timestamp, unix_ns as unix_ns_of},
 };
 
 use crate::{
@@ -72,22 +73,9 @@ impl Service {
     }
 }
 
-fn now_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128)
-}
-
-fn timestamp(ns: i128) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ns.div_euclid(1_000_000_000) as i64,
-        nanos: ns.rem_euclid(1_000_000_000) as i32,
-    }
-}
-
 fn status_event(state: NodeState, names: Vec<String>, message: &str) -> RawResponse {
     RawResponse {
-        time: Some(timestamp(now_ns())),
+        time: Some(timestamp(now_unix_ns())),
         node_name: String::new(),
         body: raw::Body::Other(ResponseTypes::NodeStatus(NodeStatusEvent {
             state_change: state as i32,
@@ -119,9 +107,7 @@ impl Cursor {
         let Some(ResponseTypes::Flow(f)) = &r.response_types else {
             return true;
         };
-        let t = r.time.or(f.time).map_or(0, |t| {
-            i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
-        });
+        let t = r.time.or(f.time).as_ref().map_or(0, unix_ns_of);
         self.admit_flow(t, &f.uuid)
     }
 
@@ -295,7 +281,7 @@ async fn get_flows_task(
     request: GetFlowsRequest,
     out: mpsc::Sender<Result<RawResponse, Status>>,
 ) {
-    let start = now_ns();
+    let start = now_unix_ns();
     let nodes = pool.nodes();
     let (up, down): (Vec<_>, Vec<_>) = nodes
         .iter()
@@ -347,9 +333,7 @@ async fn get_flows_task(
                 ns: if wants_history && node.state() == NodeState::NodeConnected {
                     start
                 } else {
-                    request.since.as_ref().map_or(start, |t| {
-                        i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
-                    })
+                    request.since.as_ref().map_or(start, unix_ns_of)
                 },
                 uuids: HashSet::new(),
             });
@@ -380,14 +364,14 @@ async fn get_flows_task(
             event = events.recv() => {
                 if let Ok(e) = event {
                     ready.push(RawResponse {
-                        time: Some(timestamp(now_ns())),
+                        time: Some(timestamp(now_unix_ns())),
                         node_name: String::new(),
                         body: raw::Body::Other(ResponseTypes::NodeStatus(e)),
                     });
                 }
             }
             _ = added.changed() => spawn_new(&mut tasks, &mut followed),
-            _ = tick.tick() => window.release(now_ns() - merge.window.as_nanos() as i128, &mut ready),
+            _ = tick.tick() => window.release(now_unix_ns() - merge.window.as_nanos() as i128, &mut ready),
             () = out.closed() => return,
         }
         for r in ready.drain(..) {

@@ -24,6 +24,7 @@ use vigil_proto::{
     flow::{Flow, LostEventSource},
     observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes},
     relay::NodeState,
+    time,
 };
 use vigil_storage::{AnyStore, LostRow, Store as _};
 
@@ -217,10 +218,7 @@ async fn follow(store: AnyStore, node: Arc<Node>, tx: mpsc::Sender<Item>, stats:
         let request = GetFlowsRequest {
             follow: true,
             // From the start of what the agent holds, or from the last flow stored.
-            since: Some(prost_types::Timestamp {
-                seconds: since.div_euclid(1_000_000_000) as i64,
-                nanos: since.rem_euclid(1_000_000_000) as i32,
-            }),
+            since: Some(time::timestamp(since)),
             ..GetFlowsRequest::default()
         };
         let mut stream = match node.client().get_flows(request).await {
@@ -253,9 +251,7 @@ async fn follow(store: AnyStore, node: Arc<Node>, tx: mpsc::Sender<Item>, stats:
                                 stats.count_gap(&name, row.count, &row.detail);
                                 items.push(Item::Lost(row));
                             }
-                            let t = r.time.or(f.time).map_or(0, |t| {
-                                i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
-                            });
+                            let t = r.time.or(f.time).as_ref().map_or(0, time::unix_ns);
                             cursor.ns = cursor.ns.max(t);
                             step.fresh
                         }

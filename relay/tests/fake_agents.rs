@@ -18,9 +18,7 @@ use vigil_storage::{Store as _, testing::sample_flow};
 
 /// A response's time in Unix nanoseconds, as a client reads it.
 fn unix_ns(r: &vigil_proto::observer::GetFlowsResponse) -> i128 {
-    r.time.map_or(0, |t| {
-        i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
-    })
+    r.time.as_ref().map_or(0, vigil_proto::time::unix_ns)
 }
 
 fn flows(node: &str, offset: i64, n: u64) -> Vec<vigil_proto::flow::Flow> {

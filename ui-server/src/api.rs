@@ -25,6 +25,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 use tracing::info_span;
+use vigil_proto::time::now_unix_ns;
 
 use crate::{
     convert::{self, int, text},
@@ -103,12 +104,6 @@ impl Inner {
             config,
         })
     }
-}
-
-fn now_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// The whole application: API, WebSocket, static files, token check, tracing, compression.
@@ -214,7 +209,7 @@ fn rows_err(what: &str) -> impl Fn(String) -> ApiError + '_ {
 async fn with_hits(
     state: &State,
     sql: &Sql,
-    flows: Vec<convert::FlowRecord>,
+    flows: Vec<vigil_storage::FlowRow>,
 ) -> Result<Vec<convert::UiFlow>, ApiError> {
     if flows.is_empty() {
         return Ok(Vec::new());
@@ -226,7 +221,7 @@ async fn with_hits(
         .store
         .query("hits of a page", &sql.hits_of(&uuids, min, max))
         .await?;
-    let mut by_uuid: HashMap<String, Vec<convert::HitRecord>> = HashMap::new();
+    let mut by_uuid: HashMap<String, Vec<vigil_storage::HitRow>> = HashMap::new();
     for row in &r.rows {
         let h = convert::hit_row(row).map_err(rows_err("policy_hits"))?;
         by_uuid.entry(h.uuid.clone()).or_default().push(h);
@@ -298,9 +293,9 @@ async fn flows(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let p = Params::parse(raw.as_deref(), &FlowQuery::allowed())?;
-    let q = FlowQuery::parse(&p, now_ns())?;
+    let q = FlowQuery::parse(&p, now_unix_ns())?;
     let sql = Sql::new(state.store.dialect().await?);
-    let r = page_rows(&state, &sql, &q, now_ns()).await?;
+    let r = page_rows(&state, &sql, &q, now_unix_ns()).await?;
     let mut rows = r
         .iter()
         .map(|row| convert::flow_row(row))
@@ -370,7 +365,7 @@ async fn policies_list(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let p = Params::parse(raw.as_deref(), &["since", "until"])?;
-    let range = TimeRange::parse(&p, now_ns(), Some("24h"))?;
+    let range = TimeRange::parse(&p, now_unix_ns(), Some("24h"))?;
     let loaded = match &state.config.state {
         Some(dir) => {
             let dir = dir.clone();
@@ -429,7 +424,7 @@ async fn policy_hits(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let p = Params::parse(raw.as_deref(), &["since", "until", "bucket", "policy"])?;
-    let now = now_ns();
+    let now = now_unix_ns();
     let range = TimeRange::parse(&p, now, Some("1h"))?;
     let (since, until) = range.seconds(now);
     let bucket = params::bucket_seconds(&p, since, until)?;
@@ -495,7 +490,7 @@ async fn staged(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let p = Params::parse(raw.as_deref(), &["since", "until"])?;
-    let range = TimeRange::parse(&p, now_ns(), Some("24h"))?;
+    let range = TimeRange::parse(&p, now_unix_ns(), Some("24h"))?;
     let sql = Sql::new(state.store.dialect().await?);
     let r = state
         .store
@@ -532,7 +527,7 @@ async fn drops(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let p = Params::parse(raw.as_deref(), &filter_and(&["since", "until", "bucket"]))?;
-    let now = now_ns();
+    let now = now_unix_ns();
     let range = TimeRange::parse(&p, now, Some("1h"))?;
     let (since, until) = range.seconds(now);
     let bucket = params::bucket_seconds(&p, since, until)?;
@@ -575,7 +570,7 @@ async fn servicemap(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let p = Params::parse(raw.as_deref(), &filter_and(&["since", "until"]))?;
-    let range = TimeRange::parse(&p, now_ns(), Some("15m"))?;
+    let range = TimeRange::parse(&p, now_unix_ns(), Some("15m"))?;
     let filter = Filter::parse(&p)?;
     let sql = Sql::new(state.store.dialect().await?);
     let r = state

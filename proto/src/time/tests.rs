@@ -42,3 +42,12 @@ fn durations_and_bad_times_are_told_apart() {
         assert_eq!(parse_time(bad, 0), None, "{bad:?}");
     }
 }
+
+#[test]
+fn timestamps_round_trip_before_and_after_the_epoch() {
+    for ns in [0i128, 1, -1, 1_795_692_125_123_456_789, -1_500_000_000] {
+        let t = timestamp(ns);
+        assert!((0..1_000_000_000).contains(&t.nanos));
+        assert_eq!(unix_ns(&t), ns);
+    }
+}
