@@ -11,7 +11,7 @@ use vigil_proto::{
 };
 
 /// One row of `flows`. Field order is the column order of both backends.
-#[derive(Debug, Clone, PartialEq, Serialize, ::clickhouse::Row)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ::clickhouse::Row)]
 pub struct FlowRow {
     pub uuid: String,
     /// Unix seconds.
@@ -71,7 +71,7 @@ pub struct LostRow {
 }
 
 /// One row of `policy_hits`.
-#[derive(Debug, Clone, PartialEq, Serialize, ::clickhouse::Row)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ::clickhouse::Row)]
 pub struct HitRow {
     /// The flow's uuid.
     pub uuid: String,

@@ -10,111 +10,6 @@ use serde::Serialize;
 use serde_json::Value;
 use vigil_storage::{FlowRow, HitRow};
 
-/// A flow as stored (the `flows` columns this server reads).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FlowRecord {
-    pub uuid: String,
-    /// Unix seconds.
-    pub time: u32,
-    pub nanos: u32,
-    pub node: String,
-    pub verdict: String,
-    pub drop_reason: String,
-    pub direction: String,
-    pub src_namespace: String,
-    pub src_pod: String,
-    /// Labels joined by `,`.
-    pub src_labels: String,
-    pub src_identity: u32,
-    pub src_ip: String,
-    pub src_port: u32,
-    pub dst_namespace: String,
-    pub dst_pod: String,
-    pub dst_labels: String,
-    pub dst_identity: u32,
-    pub dst_ip: String,
-    pub dst_port: u32,
-    pub protocol: String,
-    pub tcp_flags: String,
-    /// 1 reply, 0 request, 2 unknown.
-    pub is_reply: u8,
-    pub policy: String,
-}
-
-impl From<&FlowRow> for FlowRecord {
-    fn from(f: &FlowRow) -> FlowRecord {
-        FlowRecord {
-            uuid: f.uuid.clone(),
-            time: f.time,
-            nanos: f.nanos,
-            node: f.node.clone(),
-            verdict: f.verdict.clone(),
-            drop_reason: f.drop_reason.clone(),
-            direction: f.direction.clone(),
-            src_namespace: f.src_namespace.clone(),
-            src_pod: f.src_pod.clone(),
-            src_labels: f.src_labels.clone(),
-            src_identity: f.src_identity,
-            src_ip: f.src_ip.clone(),
-            src_port: f.src_port,
-            dst_namespace: f.dst_namespace.clone(),
-            dst_pod: f.dst_pod.clone(),
-            dst_labels: f.dst_labels.clone(),
-            dst_identity: f.dst_identity,
-            dst_ip: f.dst_ip.clone(),
-            dst_port: f.dst_port,
-            protocol: f.protocol.clone(),
-            tcp_flags: f.tcp_flags.clone(),
-            is_reply: f.is_reply,
-            policy: f.policy.clone(),
-        }
-    }
-}
-
-/// A policy hit as stored (the `policy_hits` columns this server reads).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HitRecord {
-    pub uuid: String,
-    pub idx: u32,
-    pub policy_kind: String,
-    pub policy_namespace: String,
-    pub policy_name: String,
-    pub tier: String,
-    /// -1: none.
-    pub rule_index: i64,
-    pub action: String,
-    pub enforcement: String,
-    pub hit_kind: String,
-    pub direction: String,
-}
-
-impl From<&HitRow> for HitRecord {
-    fn from(h: &HitRow) -> HitRecord {
-        HitRecord {
-            uuid: h.uuid.clone(),
-            idx: h.idx,
-            policy_kind: h.policy_kind.clone(),
-            policy_namespace: h.policy_namespace.clone(),
-            policy_name: h.policy_name.clone(),
-            tier: h.tier.clone(),
-            rule_index: h.rule_index,
-            action: h.action.clone(),
-            enforcement: h.enforcement.clone(),
-            hit_kind: h.hit_kind.clone(),
-            direction: h.direction.clone(),
-        }
-    }
-}
-
-/// The records of a live flow, exactly as the store would keep it.
-pub fn records(flow: &vigil_proto::flow::Flow) -> (FlowRecord, Vec<HitRecord>) {
-    let (row, hits) = vigil_storage::to_rows(flow);
-    (
-        FlowRecord::from(&row),
-        hits.iter().map(HitRecord::from).collect(),
-    )
-}
-
 /// One side of a flow.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UiEndpoint {
@@ -264,7 +159,7 @@ fn endpoint(
 }
 
 /// The UI flow of a flow's rows.
-pub fn ui_flow(f: &FlowRecord, hits: &[HitRecord]) -> UiFlow {
+pub fn ui_flow(f: &FlowRow, hits: &[HitRow]) -> UiFlow {
     UiFlow {
         uuid: f.uuid.clone(),
         time: rfc3339(i64::from(f.time), f.nanos),
@@ -339,12 +234,12 @@ pub const FLOW_COLUMNS: &str = "uuid, TIME, nanos, node, verdict, drop_reason, d
     protocol, tcp_flags, is_reply, policy";
 
 /// A `flows` row selected with [`FLOW_COLUMNS`].
-pub fn flow_row(r: &[Value]) -> Result<FlowRecord, String> {
+pub fn flow_row(r: &[Value]) -> Result<FlowRow, String> {
     if r.len() < 23 {
         return Err(format!("a flows row has {} columns, expected 23", r.len()));
     }
     let n = |i: usize| int(&r[i]).ok_or_else(|| format!("column {i}: not a number: {}", r[i]));
-    Ok(FlowRecord {
+    Ok(FlowRow {
         uuid: text(&r[0]),
         time: n(1)? as u32,
         nanos: n(2)? as u32,
@@ -368,6 +263,8 @@ pub fn flow_row(r: &[Value]) -> Result<FlowRecord, String> {
         tcp_flags: text(&r[20]),
         is_reply: n(21)? as u8,
         policy: text(&r[22]),
+        // Columns the dashboard does not show are not read.
+        ..FlowRow::default()
     })
 }
 
@@ -376,14 +273,14 @@ pub const HIT_COLUMNS: &str = "uuid, idx, policy_kind, policy_namespace, policy_
     rule_index, action, enforcement, hit_kind, direction";
 
 /// A `policy_hits` row selected with [`HIT_COLUMNS`].
-pub fn hit_row(r: &[Value]) -> Result<HitRecord, String> {
+pub fn hit_row(r: &[Value]) -> Result<HitRow, String> {
     if r.len() < 11 {
         return Err(format!(
             "a policy_hits row has {} columns, expected 11",
             r.len()
         ));
     }
-    Ok(HitRecord {
+    Ok(HitRow {
         uuid: text(&r[0]),
         idx: int(&r[1]).unwrap_or(0) as u32,
         policy_kind: text(&r[2]),
@@ -395,6 +292,8 @@ pub fn hit_row(r: &[Value]) -> Result<HitRecord, String> {
         enforcement: text(&r[8]),
         hit_kind: text(&r[9]),
         direction: text(&r[10]),
+        // Columns the dashboard does not show are not read.
+        ..HitRow::default()
     })
 }
 

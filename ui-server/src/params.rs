@@ -21,11 +21,9 @@ mod tests;
 use std::net::IpAddr;
 
 use vigil_proto::flow::{FlowFilter, TrafficDirection, Verdict};
+use vigil_storage::{FlowRow, HitRow};
 
-use crate::{
-    convert::{FlowRecord, HitRecord},
-    error::ApiError,
-};
+use crate::error::ApiError;
 
 /// The decoded query string, in order.
 #[derive(Debug, Default, Clone)]
@@ -303,7 +301,7 @@ impl Filter {
     }
 
     /// Whether a flow (its stored rows) passes the filter; the same answer as the SQL.
-    pub fn matches(&self, f: &FlowRecord, hits: &[HitRecord]) -> bool {
+    pub fn matches(&self, f: &FlowRow, hits: &[HitRow]) -> bool {
         let any = |v: &[String], x: &str| v.is_empty() || v.iter().any(|y| y == x);
         let pods = |v: &[PodRef], ns: &str, pod: &str| {
             v.is_empty() || v.iter().any(|p| p.matches(ns, pod))
@@ -348,14 +346,13 @@ impl Filter {
     }
 
     /// Whether one of the filter's policies decided the flow (see the module docs).
-    fn decided_by_policy(&self, f: &FlowRecord, hits: &[HitRecord]) -> bool {
+    fn decided_by_policy(&self, f: &FlowRow, hits: &[HitRow]) -> bool {
         let last_pending = hits
             .iter()
             .filter(|h| h.enforcement == "pending")
             .max_by_key(|h| h.idx);
         self.policies.iter().any(|p| {
-            let names =
-                |h: &HitRecord| p.matches(&h.policy_kind, &h.policy_namespace, &h.policy_name);
+            let names = |h: &HitRow| p.matches(&h.policy_kind, &h.policy_namespace, &h.policy_name);
             p.matches_id(&f.policy)
                 || last_pending.is_some_and(names)
                 || hits.iter().any(|h| h.hit_kind == "hubble" && names(h))

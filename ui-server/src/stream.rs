@@ -22,12 +22,7 @@ use axum::extract::ws::{Message, WebSocket};
 use tokio::sync::mpsc;
 use vigil_proto::{observer::get_flows_response::ResponseTypes, relay::NodeState};
 
-use crate::{
-    api::State,
-    convert::{records, ui_flow},
-    params::Filter,
-    relay::source_name,
-};
+use crate::{api::State, convert::ui_flow, params::Filter, relay::source_name};
 
 /// Flows per frame at most.
 pub const BATCH_FLOWS: usize = 500;
@@ -107,7 +102,7 @@ async fn read_relay(
         };
         match r.response_types {
             Some(ResponseTypes::Flow(f)) => {
-                let (row, hits) = records(&f);
+                let (row, hits) = vigil_storage::to_rows(&f);
                 if !filter.matches(&row, &hits) {
                     continue;
                 }

@@ -88,7 +88,7 @@ fn a_live_flow_becomes_the_same_ui_flow_as_its_stored_rows() {
     else {
         panic!("the sample is a flow");
     };
-    let (f, hits) = records(&flow);
+    let (f, hits) = vigil_storage::to_rows(&flow);
     let ui = ui_flow(&f, &hits);
     assert_eq!(ui.uuid, "6f1c2e8a-3b7d-4c1e-9a2f-0d5e8b7c6a41");
     assert_eq!(ui.time, "2025-11-26T09:40:00.123456789Z");

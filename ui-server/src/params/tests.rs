@@ -3,7 +3,7 @@
 use vigil_proto::flow::{TrafficDirection, Verdict};
 
 use super::*;
-use crate::convert::{FlowRecord, HitRecord};
+use vigil_storage::{FlowRow, HitRow};
 
 fn params(q: &str) -> Params {
     Params::parse(Some(q), &FlowQuery::allowed()).unwrap()
@@ -13,8 +13,8 @@ fn filter(q: &str) -> Filter {
     Filter::parse(&params(q)).unwrap()
 }
 
-fn flow() -> (FlowRecord, Vec<HitRecord>) {
-    let f = FlowRecord {
+fn flow() -> (FlowRow, Vec<HitRow>) {
+    let f = FlowRow {
         uuid: "u1".into(),
         time: 1_700_000_000,
         node: "node-1".into(),
@@ -31,24 +31,24 @@ fn flow() -> (FlowRecord, Vec<HitRecord>) {
         dst_port: 22,
         protocol: "TCP".into(),
         policy: "GlobalNetworkPolicy/deny-ssh".into(),
-        ..FlowRecord::default()
+        ..FlowRow::default()
     };
     let hits = vec![
-        HitRecord {
+        HitRow {
             policy_kind: "GlobalNetworkPolicy".into(),
             policy_name: "log-all".into(),
             action: "log".into(),
             enforcement: "enforced".into(),
-            ..HitRecord::default()
+            ..HitRow::default()
         },
-        HitRecord {
+        HitRow {
             policy_kind: "StagedNetworkPolicy".into(),
             policy_namespace: "payments".into(),
             policy_name: "lockdown".into(),
             idx: 2,
             action: "deny".into(),
             enforcement: "pending".into(),
-            ..HitRecord::default()
+            ..HitRow::default()
         },
     ];
     (f, hits)
@@ -147,13 +147,13 @@ fn local_match_follows_the_documented_semantics() {
 fn flows_without_a_trace_are_decided_by_their_hubble_lists() {
     let (mut f, _) = flow();
     f.policy.clear();
-    let hits = vec![HitRecord {
+    let hits = vec![HitRow {
         policy_kind: "CiliumNetworkPolicy".into(),
         policy_namespace: "payments".into(),
         policy_name: "deny-all".into(),
         hit_kind: "hubble".into(),
         enforcement: "enforced".into(),
-        ..HitRecord::default()
+        ..HitRow::default()
     }];
     assert!(filter("policy=payments/deny-all").matches(&f, &hits));
     assert!(!filter("policy=deny-ssh").matches(&f, &hits));
