@@ -2,7 +2,8 @@
 //! measured in one run: `cargo bench -p vigil-storage --bench insert`. ClickHouse must listen on
 //! 127.0.0.1:8123 (`scripts/clickhouse.sh start`); it is skipped with a note otherwise.
 //! Also: "hits per policy per hour" query latency over the stored rows, on both.
-//! `VIGIL_BENCH_FLOWS=10000000` sets the number of flows (default 200,000).
+//! `VIGIL_BENCH_FLOWS=10000000` sets the number of flows (default 200,000);
+//! `VIGIL_BENCH_STORES=sqlite` runs one backend (default `sqlite,clickhouse`).
 
 use std::time::Instant;
 
@@ -39,13 +40,19 @@ async fn run(name: &str, store: &impl Store) -> (f64, f64) {
         let batch: Vec<_> = (next..end)
             .map(|i| {
                 let node = if i % 2 == 0 { "node-1" } else { "node-2" };
-                sample_flow(
+                let mut f = sample_flow(
                     node,
                     base + (i / 10) as i64,
                     (i % 10) as i32,
                     &format!("{name}-{i:012}"),
                     i,
-                )
+                );
+                // Stream positions as the agents send them: the store indexes them.
+                f.vigil_position = Some(vigil_proto::vigil::Position {
+                    agent_start_ns: base as u64 * 1_000_000_000 + i % 2,
+                    index: i / 2,
+                });
+                f
             })
             .collect();
         let started = Instant::now();
@@ -70,8 +77,25 @@ async fn run(name: &str, store: &impl Store) -> (f64, f64) {
     (flows_n as f64 / secs, rows / secs)
 }
 
+/// Whether `VIGIL_BENCH_STORES` (a comma-separated list, default `sqlite,clickhouse`) names
+/// `store`.
+fn wanted(store: &str) -> bool {
+    std::env::var("VIGIL_BENCH_STORES")
+        .map(|v| v.split(',').any(|s| s.trim() == store))
+        .unwrap_or(true)
+}
+
 #[tokio::main]
 async fn main() {
+    if wanted("sqlite") {
+        sqlite().await;
+    }
+    if wanted("clickhouse") {
+        clickhouse().await;
+    }
+}
+
+async fn sqlite() {
     let path = std::env::temp_dir().join(format!("vigil-bench-{}.db", std::process::id()));
     let url = format!("sqlite://{}", path.display());
     let lite = vigil_storage::open(&url).await.expect("open sqlite");
@@ -80,6 +104,9 @@ async fn main() {
     for ext in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
     }
+}
+
+async fn clickhouse() {
     let db = format!("vigil_bench_{}", std::process::id());
     match vigil_storage::open(&format!("clickhouse://127.0.0.1:8123/{db}")).await {
         Ok(vigil_storage::AnyStore::ClickHouse(house)) => {

@@ -20,6 +20,9 @@ use crate::{
     rows::{FlowRow, HitRow, LostRow, to_rows},
 };
 
+/// The page size of new database files.
+const PAGE_SIZE: u32 = 16384;
+
 /// Rows per INSERT statement (26 columns each: below SQLite's 32766 bound variables).
 const ROWS_PER_STATEMENT: usize = 1000;
 
@@ -128,8 +131,12 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            // Eight indexes take random inserts (the uuid key above all): with SQLite's default
-            // 2 MiB page cache a store of a few million flows spends its inserts paging.
+            // 16 KiB pages (new files only; SQLite's default is 4 KiB): a row and its index
+            // entries take fewer pages to split and to write to the WAL, and the trees stay
+            // shallower; inserts at ten million flows run 15-20% faster (BENCHMARKS.md).
+            .page_size(PAGE_SIZE)
+            // The 256 MiB page cache holds the trees' insert paths: with SQLite's default 2 MiB a
+            // store of a few million flows spends its inserts paging.
             .pragma("cache_size", "-262144");
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
