@@ -638,7 +638,8 @@ pub fn build_map(rows: &[Vec<Value>]) -> Value {
 }
 
 async fn nodes(AxumState(state): AxumState<State>) -> Result<Json<Value>, ApiError> {
-    let nodes = state.relay.nodes().await?;
+    let (nodes, store) = tokio::join!(state.relay.nodes(), store_counts(&state));
+    let nodes = nodes?;
     let out: Vec<Value> = nodes
         .iter()
         .map(|n| {
@@ -656,13 +657,32 @@ async fn nodes(AxumState(state): AxumState<State>) -> Result<Json<Value>, ApiErr
                 "seen_flows": n.seen_flows,
                 "flow_rate": state.rates.observe(&n.name, n.seen_flows),
                 "lost": state.lost.node(&n.name),
+                // What the store recorded lost for this node, over its whole history.
+                "stored_lost": store["lost_by_node"].get(&n.name).cloned().unwrap_or(json!({})),
             })
         })
         .collect();
     Ok(Json(json!({"nodes": out})))
 }
 
-/// Store row counts, cached for a few seconds (counting is a scan on large stores).
+/// `(node, source, count)` rows summed by source, and by node then source.
+fn lost_sums(
+    rows: &[Vec<Value>],
+) -> (
+    BTreeMap<String, i64>,
+    BTreeMap<String, BTreeMap<String, i64>>,
+) {
+    let (mut total, mut by_node) = (BTreeMap::new(), BTreeMap::<String, BTreeMap<_, _>>::new());
+    for r in rows {
+        let (node, source) = (text(&r[0]), text(&r[1]));
+        let n = r.get(2).and_then(int).unwrap_or(0);
+        *total.entry(source.clone()).or_default() += n;
+        *by_node.entry(node).or_default().entry(source).or_default() += n;
+    }
+    (total, by_node)
+}
+
+/// Store row counts and recorded losses, cached for a few seconds (counting is a scan on large stores).
 async fn store_counts(state: &State) -> Value {
     let mut cache = state.counts_cache.lock().await;
     if let Some((at, v)) = &*cache
@@ -675,12 +695,25 @@ async fn store_counts(state: &State) -> Value {
         Ok(d) => match state.store.query("row counts", &Sql::new(d).counts()).await {
             Ok(r) => {
                 let row = r.rows.first().cloned().unwrap_or_default();
-                json!({
+                let mut v = json!({
                     "url": state.store.url(),
                     "dialect": dialect_name(d),
                     "flows": row.first().and_then(int).unwrap_or(0),
                     "policy_hits": row.get(1).and_then(int).unwrap_or(0),
-                })
+                });
+                match state
+                    .store
+                    .query("lost events", &Sql::new(d).lost_by_node())
+                    .await
+                {
+                    Ok(r) => {
+                        let (total, by_node) = lost_sums(&r.rows);
+                        v["lost"] = json!(total);
+                        v["lost_by_node"] = json!(by_node);
+                    }
+                    Err(e) => v["lost_error"] = json!(e.to_string()),
+                }
+                v
             }
             Err(e) => {
                 json!({"url": state.store.url(), "dialect": dialect_name(d), "error": e.to_string()})

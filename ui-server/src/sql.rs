@@ -481,6 +481,20 @@ impl Sql {
         )
     }
 
+    /// The events the store recorded as lost before storage (`lost_events`: losses the agents
+    /// reported and gaps the relay's writer detected), summed by node and source.
+    pub fn lost_by_node(&self) -> String {
+        format!(
+            "SELECT node, source, sum(count) AS lost FROM {} GROUP BY node, source \
+             ORDER BY node, source",
+            if self.ch() {
+                "lost_events FINAL"
+            } else {
+                "lost_events"
+            }
+        )
+    }
+
     /// Row counts of both tables.
     pub fn counts(&self) -> String {
         format!(

@@ -166,6 +166,8 @@ export interface NodeInfo {
   seen_flows: number;
   flow_rate: number;
   lost: Record<string, number>;
+  /** The store's recorded losses for this node, over its whole history. */
+  stored_lost: Record<string, number>;
 }
 
 export interface Status {
@@ -183,6 +185,15 @@ export interface Status {
     unavailable_nodes: string[];
   };
   lost: Record<string, number>;
-  store: { url: string; dialect: string; flows: number; policy_hits: number; error?: string };
+  store: {
+    url: string;
+    dialect: string;
+    flows: number;
+    policy_hits: number;
+    /** The store's `lost_events` history, by source. */
+    lost?: Record<string, number>;
+    lost_error?: string;
+    error?: string;
+  };
   ui: { stream_clients: number; stream_lost: number };
 }

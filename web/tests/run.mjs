@@ -227,6 +227,14 @@ test('nodes-page', async (page) => {
   const api = await apiGet('/api/v1/nodes');
   await until('one row per node', async () => (await page.$$('[data-testid=node-row]')).length === api.nodes.length && api.nodes.length > 0);
   await page.waitForSelector('[data-testid=relay-status] .big.ok');
+  // The store's recorded losses (lost_events) are on screen: each source, or "none".
+  await until("the store's recorded losses", async () => {
+    const status = await apiGet('/api/v1/status');
+    const stored = Object.entries(status.store.lost ?? {}).filter(([, v]) => v > 0);
+    const shown = (await page.textContent('[data-testid=stored-lost]')) ?? '';
+    return stored.length ? stored.every(([k]) => shown.includes(k)) : /none/.test(shown);
+  });
+  check((await page.$$('[data-testid=node-stored-lost]')).length === api.nodes.length, 'a stored-lost cell per node');
 });
 
 test('flows-history', async (page) => {

@@ -59,6 +59,19 @@ async fn sqlite_and_clickhouse_answer_alike() {
     let st = click.ok("/api/v1/status").await;
     assert_eq!(st["store"]["dialect"], "clickhouse");
     assert_eq!(st["store"]["flows"], 400);
+    // Recorded losses: each row stored twice, counted once, the same from both stores.
+    let want = serde_json::json!({"HUBBLE_RING_BUFFER": 45, "PERF_EVENT_RING_BUFFER": 2});
+    assert_eq!(st["store"]["lost"], want, "{st}");
+    assert_eq!(
+        st["store"]["lost_by_node"]["node-2"],
+        serde_json::json!({"HUBBLE_RING_BUFFER": 5})
+    );
+    let lite_st = lite.ok("/api/v1/status").await;
+    assert_eq!(lite_st["store"]["lost"], want, "{lite_st}");
+    assert_eq!(
+        lite_st["store"]["lost_by_node"],
+        st["store"]["lost_by_node"]
+    );
     let sql = click
         .request(
             "POST",

@@ -50,6 +50,12 @@ async fn nodes_and_status_come_from_the_relay() {
     assert_eq!(n1["seen_flows"], 10);
     assert!(n1["flow_rate"].is_number());
     assert!(n1["lost"].is_object());
+    // The store's recorded losses for the node (seeded: two sources for node-1).
+    assert_eq!(
+        n1["stored_lost"],
+        serde_json::json!({"HUBBLE_RING_BUFFER": 40, "PERF_EVENT_RING_BUFFER": 2}),
+        "{n1}"
+    );
     assert!(n1["address"].as_str().unwrap().starts_with("127.0.0.1:"));
 
     let st = ui.ok("/api/v1/status").await;

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use serde_json::Value;
 use vigil_proto::flow::{Endpoint, Flow, Verdict};
-use vigil_storage::{Store as _, testing::sample_flow};
+use vigil_storage::{LostRow, Store as _, testing::sample_flow};
 use vigil_ui_server::{Config, api::Inner};
 
 static N: AtomicU32 = AtomicU32::new(0);
@@ -100,14 +100,40 @@ pub fn seeded_flows(base: i64, n: u64) -> Vec<Flow> {
         .collect()
 }
 
-/// Inserts `flows` (each twice: duplicates must fold) and returns them.
+/// Inserts `flows` (a third of them twice: duplicates must fold) and the recorded losses of
+/// [`SEEDED_LOST`] (twice as well).
 pub async fn seed(url: &str, flows: &[Flow]) {
     let store = vigil_storage::open(url).await.unwrap();
     for chunk in flows.chunks(250) {
         store.insert(chunk).await.unwrap();
     }
     store.insert(&flows[..flows.len() / 3]).await.unwrap();
+    let base = flows
+        .first()
+        .and_then(|f| f.time.as_ref())
+        .map_or(0, |t| t.seconds as u32);
+    let lost: Vec<LostRow> = SEEDED_LOST
+        .iter()
+        .enumerate()
+        .map(|(i, (node, source, count))| LostRow {
+            time: base + i as u32,
+            nanos: 0,
+            node: (*node).into(),
+            source: (*source).into(),
+            count: *count,
+            detail: "seeded".into(),
+        })
+        .collect();
+    store.insert_lost(&lost).await.unwrap();
+    store.insert_lost(&lost).await.unwrap();
 }
+
+/// The `lost_events` rows [`seed`] writes: node, source, count.
+pub const SEEDED_LOST: [(&str, &str, u64); 3] = [
+    ("node-1", "HUBBLE_RING_BUFFER", 40),
+    ("node-1", "PERF_EVENT_RING_BUFFER", 2),
+    ("node-2", "HUBBLE_RING_BUFFER", 5),
+];
 
 pub fn verdict(f: &Flow) -> Verdict {
     Verdict::try_from(f.verdict).unwrap()

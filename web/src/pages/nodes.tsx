@@ -1,5 +1,6 @@
 // The Nodes page: the relay, the store and every node's health, flow rate (kept as a short
-// history here for a sparkline) and lost events by source.
+// history here for a sparkline) and lost events by source: live since the ui-server started, and
+// the store's recorded history.
 
 import { useEffect, useRef } from 'preact/hooks';
 import { ErrorBox } from '../components/ErrorBox';
@@ -76,8 +77,12 @@ export function NodesPage() {
             <div class={`big ${Object.values(s.lost).some((v) => v > 0) || s.ui.stream_lost ? 'bad' : 'ok'}`}>
               {fmtNum(Object.values(s.lost).reduce((a, b) => a + b, 0) + s.ui.stream_lost)}
             </div>
+            <div class="muted">since this dashboard server started</div>
             <div>
               upstream: <LostList lost={s.lost} />
+            </div>
+            <div data-testid="stored-lost">
+              recorded in the store: {s.store.lost_error ? <span class="error-text">{s.store.lost_error}</span> : <LostList lost={s.store.lost ?? {}} />}
             </div>
             <div>
               dashboard clients: {fmtNum(s.ui.stream_lost)} lost over {s.ui.stream_clients} open streams
@@ -103,6 +108,7 @@ export function NodesPage() {
               <th class="num">Flows/s</th>
               <th>Rate</th>
               <th>Lost</th>
+              <th>Lost (stored)</th>
             </tr>
           </thead>
           <tbody>
@@ -126,11 +132,14 @@ export function NodesPage() {
                 <td>
                   <LostList lost={n.lost} />
                 </td>
+                <td data-testid="node-stored-lost">
+                  <LostList lost={n.stored_lost ?? {}} />
+                </td>
               </tr>
             ))}
             {nodes.data && nodes.data.nodes.length === 0 && (
               <tr>
-                <td colSpan={10} class="empty">
+                <td colSpan={11} class="empty">
                   The relay reports no node
                 </td>
               </tr>
