@@ -14,6 +14,7 @@ use vigil_relay::{
     service::{MergeConfig, Service},
     writer::{self, WriterConfig},
 };
+use vigil_storage::Store as _;
 
 /// Flows are decoded, merged, re-encoded and turned into rows: tens of small allocations each.
 /// mimalloc handles that churn much faster than glibc's allocator (see BENCHMARKS.md).
@@ -50,9 +51,10 @@ struct Args {
     /// How often retention runs.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     retention_interval: Duration,
-    /// Flows per insert at most.
-    #[arg(long, default_value_t = 5000)]
-    batch_size: usize,
+    /// Flows per insert at most [default: 10000 for SQLite, 50000 for ClickHouse, which wants
+    /// few large inserts].
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// A partial batch is written after this long.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     flush_interval: Duration,
@@ -106,11 +108,14 @@ async fn main() -> anyhow::Result<()> {
         let store = vigil_storage::open(url)
             .await
             .with_context(|| format!("open the store {url}"))?;
+        let batch_size = args
+            .batch_size
+            .unwrap_or_else(|| store.dialect().insert_batch());
         let stats = writer::start(
             store.clone(),
             pool.clone(),
             WriterConfig {
-                batch_size: args.batch_size.max(1),
+                batch_size: batch_size.max(1),
                 flush_interval: args.flush_interval,
                 queue: args.queue,
             },

@@ -13,12 +13,13 @@ use vigil_storage::{EXAMPLES, Store, testing::sample_flow};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Flows per insert: `VIGIL_BENCH_BATCH`, default 10,000.
-fn batch_size() -> u64 {
+/// Flows per insert: `VIGIL_BENCH_BATCH`, default the relay's for the backend
+/// ([`vigil_storage::Dialect::insert_batch`]).
+fn batch_size(store: &impl Store) -> u64 {
     std::env::var("VIGIL_BENCH_BATCH")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000)
+        .unwrap_or(store.dialect().insert_batch() as u64)
 }
 
 async fn run(name: &str, store: &impl Store) -> (f64, f64) {
@@ -36,7 +37,7 @@ async fn run(name: &str, store: &impl Store) -> (f64, f64) {
     let mut secs = 0.0;
     let mut next = 0u64;
     while next < flows_n {
-        let end = (next + batch_size()).min(flows_n);
+        let end = (next + batch_size(store)).min(flows_n);
         let batch: Vec<_> = (next..end)
             .map(|i| {
                 let node = if i % 2 == 0 { "node-1" } else { "node-2" };

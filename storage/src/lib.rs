@@ -126,6 +126,19 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// Flows per insert that suit the backend, the relay writer's default batch.
+    ///
+    /// ClickHouse writes a new part, dozens of files, for every insert, and wants few large
+    /// inserts: at 10,000 flows an insert, Debian's 18.16 spent most of its insert time in the
+    /// kernel creating files and took 240-270k rows/s; at 50,000, 567k (BENCHMARKS.md). SQLite
+    /// commits a transaction per insert, at the same speed from 10,000 flows up.
+    pub const fn insert_batch(self) -> usize {
+        match self {
+            Dialect::Sqlite => 10_000,
+            Dialect::ClickHouse => 50_000,
+        }
+    }
+
     /// `text` as a string literal of this dialect, safe to splice into a statement whatever it
     /// holds (quotes, backslashes, NUL, any byte sequence): for building read-only queries from
     /// user-supplied values where [`Store::query`] takes no bound parameters.
