@@ -1,7 +1,8 @@
 //! Turns the command line's filter flags into Hubble `FlowFilter`s, the way `hubble observe`
 //! does: flags naming one side (`--from-pod`, `--to-ip`, ...) fill that side; flags naming either
-//! side (`--pod`, `--ip`, `--label`, `--port`, `-n`) produce two filters, one with the value as
-//! source and one as destination, ORed; the others (`--verdict`, `--protocol`, ...) go into both.
+//! side (`--pod`, `--ip`, `--label`, `--port`, `--identity`, `-n`) produce two filters, one with
+//! the value as source and one as destination, ORed; the others (`--verdict`, `--protocol`,
+//! `--drop-reason-desc`, `--type`, `--tcp-flags`, `--uuid`, ...) go into both.
 //! `--not` sends the next filter flag to the blacklist instead. Also parses `--since`/`--until`.
 //! Pure: no I/O.
 
@@ -22,7 +23,7 @@ pub struct Occurrence {
 }
 
 /// Filter flags understood, by long name.
-pub const FLAGS: [&str; 18] = [
+pub const FLAGS: [&str; 25] = [
     "pod",
     "from-pod",
     "to-pod",
@@ -41,6 +42,13 @@ pub const FLAGS: [&str; 18] = [
     "traffic-direction",
     "policy",
     "node-name",
+    "drop-reason-desc",
+    "type",
+    "identity",
+    "from-identity",
+    "to-identity",
+    "tcp-flags",
+    "uuid",
 ];
 
 #[derive(Debug, Default)]
@@ -197,10 +205,156 @@ pub fn build(occurrences: &[Occurrence]) -> Result<(Vec<FlowFilter>, Vec<FlowFil
                 l.node_name.push(v.clone());
                 r.node_name.push(v);
             }
+            "drop-reason-desc" => {
+                let reason =
+                    flow::DropReason::from_str_name(&v.to_ascii_uppercase()).ok_or_else(|| {
+                        BadValue(format!(
+                            "--drop-reason-desc {v}: not a Hubble drop reason \
+                             (e.g. POLICY_DENIED, POLICY_DENY, CT_NO_MAP_FOUND)"
+                        ))
+                    })? as i32;
+                l.drop_reason_desc.push(reason);
+                r.drop_reason_desc.push(reason);
+            }
+            "type" => {
+                let t = event_type(&v)?;
+                l.event_type.push(t);
+                r.event_type.push(t);
+            }
+            "identity" => {
+                let id = identity(&v, "identity")?;
+                l.source_identity.push(id);
+                r.destination_identity.push(id);
+                pair.either = true;
+            }
+            "from-identity" => {
+                let id = identity(&v, "from-identity")?;
+                l.source_identity.push(id);
+                r.source_identity.push(id);
+            }
+            "to-identity" => {
+                let id = identity(&v, "to-identity")?;
+                l.destination_identity.push(id);
+                r.destination_identity.push(id);
+            }
+            "tcp-flags" => {
+                let f = tcp_flags(&v)?;
+                l.tcp_flags.push(f);
+                r.tcp_flags.push(f);
+            }
+            "uuid" => {
+                l.uuid.push(v.clone());
+                r.uuid.push(v);
+            }
             other => return Err(BadValue(format!("unknown filter flag --{other}"))),
         }
     }
     Ok((white.into_filters(), black.into_filters()))
+}
+
+fn identity(v: &str, flag: &str) -> Result<u32, BadValue> {
+    v.parse().map_err(|_| {
+        BadValue(format!(
+            "--{flag} {v}: expected a numeric security identity"
+        ))
+    })
+}
+
+/// Hubble's event type names (`hubble observe -t`), with their monitor message types.
+const EVENT_TYPES: [(&str, i32); 9] = [
+    ("drop", 1),
+    ("debug", 2),
+    ("capture", 3),
+    ("trace", 4),
+    ("policy-verdict", 5),
+    ("recorder", 6),
+    ("trace-sock", 7),
+    ("l7", 129),
+    ("agent", 130),
+];
+
+/// Hubble's trace sub-type names (`-t trace:to-endpoint`).
+const TRACE_SUB_TYPES: [(&str, i32); 12] = [
+    ("to-endpoint", 0),
+    ("to-proxy", 1),
+    ("to-host", 2),
+    ("to-stack", 3),
+    ("to-overlay", 4),
+    ("from-endpoint", 5),
+    ("from-proxy", 6),
+    ("from-host", 7),
+    ("from-stack", 8),
+    ("from-overlay", 9),
+    ("from-network", 10),
+    ("to-network", 11),
+];
+
+/// `-t TYPE[:SUBTYPE]`: a name from [`EVENT_TYPES`] or a number; the sub-type a trace
+/// sub-type name or a number.
+fn event_type(v: &str) -> Result<flow::EventTypeFilter, BadValue> {
+    let (name, sub) = match v.split_once(':') {
+        Some((n, s)) => (n, Some(s)),
+        None => (v, None),
+    };
+    let lookup = |table: &[(&str, i32)], text: &str| {
+        table
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(text))
+            .map(|(_, t)| *t)
+            .or_else(|| text.parse().ok())
+    };
+    let names =
+        |table: &[(&str, i32)]| table.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+    let r#type = lookup(&EVENT_TYPES, name).ok_or_else(|| {
+        BadValue(format!(
+            "--type {v}: expected TYPE[:SUBTYPE], TYPE one of {}",
+            names(&EVENT_TYPES)
+        ))
+    })?;
+    let sub_type = match sub {
+        None => None,
+        Some(s) => Some(lookup(&TRACE_SUB_TYPES, s).ok_or_else(|| {
+            BadValue(format!(
+                "--type {v}: unknown sub-type {s:?} (trace sub-types: {})",
+                names(&TRACE_SUB_TYPES)
+            ))
+        })?),
+    };
+    Ok(flow::EventTypeFilter {
+        r#type,
+        match_sub_type: sub_type.is_some(),
+        sub_type: sub_type.unwrap_or(0),
+    })
+}
+
+/// `--tcp-flags syn,ack`: flows with every named flag set.
+fn tcp_flags(v: &str) -> Result<flow::TcpFlags, BadValue> {
+    let mut f = flow::TcpFlags::default();
+    for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let bit = match name.to_ascii_uppercase().as_str() {
+            "SYN" => &mut f.syn,
+            "FIN" => &mut f.fin,
+            "RST" => &mut f.rst,
+            "PSH" => &mut f.psh,
+            "ACK" => &mut f.ack,
+            "URG" => &mut f.urg,
+            "ECE" => &mut f.ece,
+            "CWR" => &mut f.cwr,
+            "NS" => &mut f.ns,
+            _ => {
+                return Err(BadValue(format!(
+                    "--tcp-flags {v}: unknown flag {name:?} (SYN, FIN, RST, PSH, ACK, URG, ECE, CWR, NS)"
+                )));
+            }
+        };
+        *bit = true;
+    }
+    if f == flow::TcpFlags::default() {
+        return Err(BadValue(format!(
+            "--tcp-flags {v:?}: name at least one flag, e.g. syn or syn,ack"
+        )));
+    }
+    Ok(f)
 }
 
 /// Parses `--since`/`--until`: a duration ago (`90s`, `5m`, `1h30m`, `2d`, `500ms`) or an RFC 3339

@@ -137,6 +137,29 @@ struct FlowArgs {
     /// Flows seen by a node (patterns with * allowed).
     #[arg(long, action = ArgAction::Append)]
     node_name: Vec<String>,
+    /// Dropped flows with this drop reason: POLICY_DENIED (no rule allowed it), POLICY_DENY (a
+    /// Deny rule), ...
+    #[arg(long, action = ArgAction::Append)]
+    drop_reason_desc: Vec<String>,
+    /// Event type TYPE[:SUBTYPE]: drop, trace (trace:to-endpoint, trace:from-endpoint, ...),
+    /// policy-verdict, l7, capture, debug, agent, trace-sock.
+    #[arg(short = 't', long = "type", action = ArgAction::Append)]
+    r#type: Vec<String>,
+    /// Flows from or to a numeric security identity.
+    #[arg(long, action = ArgAction::Append)]
+    identity: Vec<String>,
+    /// Flows from a security identity.
+    #[arg(long, action = ArgAction::Append)]
+    from_identity: Vec<String>,
+    /// Flows to a security identity.
+    #[arg(long, action = ArgAction::Append)]
+    to_identity: Vec<String>,
+    /// TCP flows with all of these flags set: syn, syn,ack, fin, rst, ...
+    #[arg(long, action = ArgAction::Append)]
+    tcp_flags: Vec<String>,
+    /// The flow with this uuid.
+    #[arg(long, action = ArgAction::Append)]
+    uuid: Vec<String>,
     /// Negates the next filter flag.
     #[arg(long, action = ArgAction::Count)]
     not: u8,

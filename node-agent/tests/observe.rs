@@ -363,6 +363,36 @@ fn observe_names_the_deciding_policy_of_every_verdict() {
     }
     let last2 = observe_json(&node2, &["--last", "2"]);
     assert_eq!(flows_of(&last2).len(), 2);
+    // Hubble's --drop-reason-desc, -t, --tcp-flags and --uuid: the deny-ssh drops are
+    // POLICY_DENY (a Deny rule), drop events, SYNs.
+    let denied = observe_json(
+        &node2,
+        &[
+            "--all",
+            "--drop-reason-desc",
+            "POLICY_DENY",
+            "-t",
+            "drop",
+            "--tcp-flags",
+            "syn",
+        ],
+    );
+    let denied = flows_of(&denied);
+    assert!(!denied.is_empty());
+    for f in &denied {
+        assert_eq!(s(f, &["drop_reason_desc"]), "POLICY_DENY", "{f:#}");
+        assert_eq!(f["event_type"]["type"], 1, "{f:#}");
+        assert_eq!(f["l4"]["TCP"]["flags"]["SYN"], true, "{f:#}");
+    }
+    assert!(
+        denied.len() < all,
+        "the filters narrow: {} of {all}",
+        denied.len()
+    );
+    let one = s(denied[0], &["uuid"]).to_owned();
+    let by_uuid = observe_json(&node2, &["--all", "--uuid", &one]);
+    assert_eq!(flows_of(&by_uuid).len(), 1);
+    assert_eq!(s(flows_of(&by_uuid)[0], &["uuid"]), one);
 
     // The flow log still gets every flow, in its own format.
     lab.wait_flow("node-2", "deny-ssh in the flow log", |f| {

@@ -74,3 +74,59 @@ fn times_parse_as_durations_ago_or_rfc3339() {
     assert!(parse_time("5 minutes", now).is_err());
     assert!(parse_time("m", now).is_err());
 }
+
+#[test]
+fn drop_reason_type_identity_tcp_flags_and_uuid_become_hubble_filter_fields() {
+    let (white, black) = build(&[
+        occ("drop-reason-desc", "policy_denied", false),
+        occ("type", "trace:to-endpoint", false),
+        occ("type", "drop", false),
+        occ("from-identity", "1000", false),
+        occ("tcp-flags", "syn,ack", false),
+        occ("uuid", "u-1", false),
+        occ("identity", "2", true),
+    ])
+    .unwrap();
+    assert_eq!(white.len(), 1);
+    let w = &white[0];
+    assert_eq!(w.drop_reason_desc, [flow::DropReason::PolicyDenied as i32]);
+    assert_eq!(
+        w.event_type,
+        [
+            flow::EventTypeFilter {
+                r#type: 4,
+                match_sub_type: true,
+                sub_type: 0
+            },
+            flow::EventTypeFilter {
+                r#type: 1,
+                match_sub_type: false,
+                sub_type: 0
+            }
+        ]
+    );
+    assert_eq!(w.source_identity, [1000]);
+    assert!(w.destination_identity.is_empty());
+    let flags = &w.tcp_flags[0];
+    assert!(flags.syn && flags.ack && !flags.fin);
+    assert_eq!(w.uuid, ["u-1"]);
+    // --not --identity 2: neither side may be identity 2.
+    assert_eq!(black.len(), 2);
+    assert_eq!(black[0].source_identity, [2]);
+    assert_eq!(black[1].destination_identity, [2]);
+}
+
+#[test]
+fn bad_drop_reasons_types_identities_and_flags_name_the_flag() {
+    for (flag, value, want) in [
+        ("drop-reason-desc", "NOPE", "--drop-reason-desc NOPE"),
+        ("type", "trace:sideways", "unknown sub-type \"sideways\""),
+        ("type", "teleport", "--type teleport"),
+        ("identity", "web", "--identity web"),
+        ("tcp-flags", "syn,bogus", "unknown flag \"bogus\""),
+        ("tcp-flags", ",", "name at least one flag"),
+    ] {
+        let e = build(&[occ(flag, value, false)]).unwrap_err();
+        assert!(e.0.contains(want), "{flag} {value}: {e}");
+    }
+}
