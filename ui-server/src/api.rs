@@ -313,7 +313,20 @@ async fn flows(
         .encode()
     });
     let flows = with_hits(&state, &sql, rows).await?;
-    Ok(Json(json!({"flows": flows, "next": next})))
+    if q.cursor.is_some() {
+        return Ok(Json(json!({"flows": flows, "next": next})));
+    }
+    // The first page also says what the range is missing: the events recorded lost in it.
+    let lost = state
+        .store
+        .query("lost events", &sql.lost_in(&q.range, &q.filter.nodes))
+        .await?;
+    let lost: BTreeMap<String, i64> = lost
+        .rows
+        .iter()
+        .map(|r| (text(&r[0]), r.get(1).and_then(int).unwrap_or(0)))
+        .collect();
+    Ok(Json(json!({"flows": flows, "next": next, "lost": lost})))
 }
 
 async fn stream_route(

@@ -481,17 +481,35 @@ impl Sql {
         )
     }
 
+    /// The events recorded lost (`lost_events`) within a history range, on the filter's nodes
+    /// (all when it names none), summed by source: what a page of history is missing.
+    pub fn lost_in(&self, r: &TimeRange, nodes: &[String]) -> String {
+        let mut conds = self.range(r);
+        if !nodes.is_empty() {
+            conds.push(self.in_list("node", nodes));
+        }
+        format!(
+            "SELECT source, sum(count) AS lost FROM {}{} GROUP BY source ORDER BY source",
+            self.lost_events(),
+            Self::where_clause(conds)
+        )
+    }
+
+    fn lost_events(&self) -> &'static str {
+        if self.ch() {
+            "lost_events FINAL"
+        } else {
+            "lost_events"
+        }
+    }
+
     /// The events the store recorded as lost before storage (`lost_events`: losses the agents
     /// reported and gaps the relay's writer detected), summed by node and source.
     pub fn lost_by_node(&self) -> String {
         format!(
             "SELECT node, source, sum(count) AS lost FROM {} GROUP BY node, source \
              ORDER BY node, source",
-            if self.ch() {
-                "lost_events FINAL"
-            } else {
-                "lost_events"
-            }
+            self.lost_events()
         )
     }
 

@@ -43,6 +43,8 @@ export interface Flow {
 export interface FlowsPage {
   flows: Flow[];
   next: string | null;
+  /** First page only: events recorded lost in the range, by source. */
+  lost?: Record<string, number>;
 }
 
 export type StreamFrame =

@@ -245,6 +245,10 @@ test('flows-history', async (page) => {
   const count = await page.textContent('[data-testid=flow-count]');
   check(/^[1-9]/.test(count ?? ''), `the number of stored flows is shown (${count})`);
   check(await page.isVisible('[data-testid=load-more]'), 'pagination is offered');
+  // The range's recorded losses are on screen: a count naming the sources, or "no events lost".
+  const lost = Object.entries(api.lost ?? {}).filter(([, v]) => v > 0);
+  const shown = (await page.textContent('[data-testid=history-lost]')) ?? '';
+  check(lost.length ? lost.every(([k]) => shown.includes(k)) : /no events lost/.test(shown), `the range's losses are shown (${shown})`);
 });
 
 test('dark-scheme', async (page) => {

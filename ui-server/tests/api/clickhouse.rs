@@ -72,6 +72,11 @@ async fn sqlite_and_clickhouse_answer_alike() {
         lite_st["store"]["lost_by_node"],
         st["store"]["lost_by_node"]
     );
+    // A history page's range losses, the same from both.
+    let first = format!("/api/v1/flows?{range}&limit=1");
+    let (x, y) = (lite.ok(&first).await, click.ok(&first).await);
+    assert_eq!(x["lost"], want, "{x}");
+    assert_eq!(y["lost"], want, "{y}");
     let sql = click
         .request(
             "POST",

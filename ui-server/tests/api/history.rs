@@ -583,3 +583,40 @@ async fn an_unreachable_store_or_relay_is_a_502_naming_it() {
         10
     );
 }
+
+#[tokio::test]
+async fn the_first_page_says_what_its_range_lost() {
+    let s = setup(None).await;
+    let at = |secs: i64| vigil_ui_server::convert::rfc3339(secs, 0);
+    // The seeded losses: node-1 at base (40, ring) and base + 1 (2, perf), node-2 at base + 2.
+    let page = |q: String| {
+        let ui = &s.ui;
+        async move { ui.ok(&format!("/api/v1/flows?limit=5&{q}")).await }
+    };
+    let all = page(format!("since={}", at(s.base - 10))).await;
+    assert_eq!(
+        all["lost"],
+        serde_json::json!({"HUBBLE_RING_BUFFER": 45, "PERF_EVENT_RING_BUFFER": 2}),
+        "{all}"
+    );
+    let node2 = page(format!("since={}&node=node-2", at(s.base - 10))).await;
+    assert_eq!(node2["lost"], serde_json::json!({"HUBBLE_RING_BUFFER": 5}));
+    let later = page(format!("since={}", at(s.base + 2))).await;
+    assert_eq!(later["lost"], serde_json::json!({"HUBBLE_RING_BUFFER": 5}));
+    let before = page(format!(
+        "since={}&until={}",
+        at(s.base - 10),
+        at(s.base - 1)
+    ))
+    .await;
+    assert_eq!(before["lost"], serde_json::json!({}));
+    // Later pages carry only flows.
+    let next = all["next"].as_str().unwrap();
+    let second =
+        s.ui.ok(&format!(
+            "/api/v1/flows?limit=5&cursor={next}&since={}",
+            at(s.base - 10)
+        ))
+        .await;
+    assert!(second.get("lost").is_none(), "{second}");
+}

@@ -228,12 +228,33 @@ function NodeChips({ nodes }: { nodes: Record<string, { state: string; message: 
   );
 }
 
+/** The events recorded lost in the history range, or that none were. */
+function HistoryLost({ lost }: { lost: Record<string, number> | null }) {
+  if (!lost) return null;
+  const items = Object.entries(lost).filter(([, v]) => v > 0);
+  const total = items.reduce((a, [, v]) => a + v, 0);
+  if (!total) {
+    return (
+      <span class="stat muted" data-testid="history-lost">
+        no events lost in this range
+      </span>
+    );
+  }
+  return (
+    <span class="chip bad" data-testid="history-lost" title={items.map(([k, v]) => `${k}: ${fmtNum(v)}`).join('\n')}>
+      {fmtNum(total)} events lost in this range ({items.map(([k]) => k).join(', ')})
+    </span>
+  );
+}
+
 function HistoryFlows(p: TableProps & { range: TimeRange }) {
   const [flows, setFlows] = useState<Flow[]>([]);
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(false);
   const [version, setVersion] = useState(0);
+  // What the store recorded lost in this range (from the first page): history shows its gaps.
+  const [lost, setLost] = useState<Record<string, number> | null>(null);
   const base: Params = { ...p.filters, since: p.range.since, until: p.range.until || undefined, limit: PAGE };
   const key = JSON.stringify(base);
 
@@ -244,6 +265,7 @@ function HistoryFlows(p: TableProps & { range: TimeRange }) {
         const all = prev.concat(r.flows);
         setFlows(all.length > PAGE * MAX_PAGES ? all.slice(all.length - PAGE * MAX_PAGES) : all);
         setNext(r.next);
+        if (r.lost) setLost(r.lost);
         setError(null);
         setVersion((v) => v + 1);
       })
@@ -254,6 +276,7 @@ function HistoryFlows(p: TableProps & { range: TimeRange }) {
   useEffect(() => {
     setFlows([]);
     setNext(null);
+    setLost(null);
     load(null, []);
   }, [key]);
 
@@ -266,6 +289,7 @@ function HistoryFlows(p: TableProps & { range: TimeRange }) {
         <span class="stat muted">
           {p.range.kind === 'custom' ? `${fmtDateTime(p.range.since)} → ${p.range.until ? fmtDateTime(p.range.until) : 'now'}` : `last ${p.range.since}`}, newest first
         </span>
+        <HistoryLost lost={lost} />
         <button type="button" data-testid="load-more" disabled={!next || loading} onClick={() => load(next, flows)}>
           {loading ? 'Loading…' : next ? `Load ${PAGE} older` : 'No older flows'}
         </button>
