@@ -32,4 +32,5 @@ bench: setup
 	bash scripts/clickhouse.sh start
 	cargo bench -p vigil-storage --bench insert
 	cargo bench -p vigil-relay --bench merge
+	cargo bench -p vigil-relay --bench writer
 	cargo bench -p vigil-ui-server --bench api

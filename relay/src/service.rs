@@ -19,8 +19,8 @@ use tonic::{Request, Response, Status};
 use tracing::{Instrument as _, debug, info_span};
 use vigil_proto::{
     observer::{
-        self, GetFlowsRequest, GetFlowsResponse, GetNamespacesRequest, GetNamespacesResponse,
-        GetNodesRequest, GetNodesResponse, ServerStatusRequest, ServerStatusResponse,
+        self, GetFlowsRequest, GetNamespacesRequest, GetNamespacesResponse, GetNodesRequest,
+        GetNodesResponse, ServerStatusRequest, ServerStatusResponse,
         get_flows_response::ResponseTypes,
     },
     raw::{self, Response as RawResponse, service::observer_server},
@@ -102,16 +102,8 @@ impl Cursor {
         self.admit_flow(unix_ns(r), r.flow_uuid().unwrap_or_default())
     }
 
-    /// [`Cursor::admit`] for a decoded response.
-    pub fn admit_message(&mut self, r: &GetFlowsResponse) -> bool {
-        let Some(ResponseTypes::Flow(f)) = &r.response_types else {
-            return true;
-        };
-        let t = r.time.or(f.time).as_ref().map_or(0, unix_ns_of);
-        self.admit_flow(t, &f.uuid)
-    }
-
-    fn admit_flow(&mut self, ns: i128, uuid: &str) -> bool {
+    /// Whether a flow at `ns` (Unix nanoseconds) with `uuid` is new to this cursor; admits it.
+    pub(crate) fn admit_flow(&mut self, ns: i128, uuid: &str) -> bool {
         if ns < self.ns || (ns == self.ns && self.uuids.contains(uuid)) {
             return false;
         }

@@ -233,7 +233,7 @@ async fn follow(store: AnyStore, node: Arc<Node>, tx: mpsc::Sender<Item>, stats:
         info!(node = %name, since_ns = since, "storage writer: following");
         backoff = Duration::from_millis(100);
         loop {
-            let r = match stream.message().await {
+            let mut r = match stream.message().await {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
                 Err(s) => {
@@ -242,7 +242,9 @@ async fn follow(store: AnyStore, node: Arc<Node>, tx: mpsc::Sender<Item>, stats:
                 }
             };
             let mut items = Vec::new();
-            match &r.response_types {
+            // The flow is moved into the queue, not copied.
+            let body = r.response_types.take();
+            match body {
                 Some(ResponseTypes::Flow(f)) => {
                     let fresh = match f.vigil_position {
                         Some(p) => {
@@ -255,11 +257,14 @@ async fn follow(store: AnyStore, node: Arc<Node>, tx: mpsc::Sender<Item>, stats:
                             cursor.ns = cursor.ns.max(t);
                             step.fresh
                         }
-                        None => cursor.admit_message(&r),
+                        None => cursor.admit_flow(
+                            r.time.or(f.time).as_ref().map_or(0, time::unix_ns),
+                            &f.uuid,
+                        ),
                     };
                     first = false;
                     if fresh {
-                        items.push(Item::Flow(Box::new(f.clone())));
+                        items.push(Item::Flow(Box::new(f)));
                     } else {
                         stats.duplicates.fetch_add(1, Ordering::Relaxed);
                     }

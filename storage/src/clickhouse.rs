@@ -248,28 +248,45 @@ impl Store for ClickHouseStore {
         if flows.is_empty() {
             return Ok(0);
         }
-        let rows: Vec<_> = flows.iter().map(to_rows).collect();
-        // The two tables are written by two concurrent requests.
-        let write_flows = async {
-            let mut insert = self.client.insert::<FlowRow>("flows").await?;
-            for (row, _) in &rows {
-                insert.write(row).await?;
+        let to_flows = |e| ch_error("clickhouse insert into flows", e);
+        let to_hits = |e| ch_error("clickhouse insert into policy_hits", e);
+        // One request per table, both streaming at once (the crate sends each on a task of its
+        // own): each flow's rows are written as they are made, so a batch is never held twice,
+        // once as flows and once as rows.
+        let mut flow_insert = self
+            .client
+            .insert::<FlowRow>("flows")
+            .await
+            .map_err(to_flows)?;
+        let mut hit_insert = None;
+        for flow in flows {
+            let (row, hits) = to_rows(flow);
+            flow_insert.write(&row).await.map_err(to_flows)?;
+            if hits.is_empty() {
+                continue;
             }
-            insert.end().await
+            let insert = match &mut hit_insert {
+                Some(insert) => insert,
+                None => hit_insert.insert(
+                    self.client
+                        .insert::<HitRow>("policy_hits")
+                        .await
+                        .map_err(to_hits)?,
+                ),
+            };
+            for hit in &hits {
+                insert.write(hit).await.map_err(to_hits)?;
+            }
+        }
+        let hits_done = async {
+            match hit_insert {
+                Some(insert) => insert.end().await,
+                None => Ok(()),
+            }
         };
-        let write_hits = async {
-            if rows.iter().all(|(_, h)| h.is_empty()) {
-                return Ok(());
-            }
-            let mut insert = self.client.insert::<HitRow>("policy_hits").await?;
-            for hit in rows.iter().flat_map(|(_, h)| h) {
-                insert.write(hit).await?;
-            }
-            insert.end().await
-        };
-        let (f, h) = tokio::join!(write_flows, write_hits);
-        f.map_err(|e| ch_error("clickhouse insert into flows", e))?;
-        h.map_err(|e| ch_error("clickhouse insert into policy_hits", e))?;
+        let (f, h) = tokio::join!(flow_insert.end(), hits_done);
+        f.map_err(to_flows)?;
+        h.map_err(to_hits)?;
         Ok(flows.len() as u64)
     }
 
