@@ -133,6 +133,7 @@ async fn merges_two_nodes_in_time_order_and_counts_last_n_overall() {
 #[tokio::test]
 async fn writer_stores_every_flow_once_across_restarts() {
     let path = std::env::temp_dir().join(format!("vigil-relay-writer-{}.db", std::process::id()));
+    let _cleanup = RemoveOnDrop(path.clone());
     let url = format!("sqlite://{}", path.display());
     let store = vigil_storage::open(&url).await.unwrap();
     let (a1, _t1) = FakeAgent::new("node-1", flows("node-1", 0, 300))
@@ -176,7 +177,16 @@ async fn writer_stores_every_flow_once_across_restarts() {
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(load(&again.duplicates), 1);
     assert_eq!(load(&again.stored), 1);
-    for ext in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+}
+
+/// Removes a SQLite file and its WAL and shared-memory files when dropped, also when the test
+/// fails.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", self.0.display()));
+        }
     }
 }
