@@ -169,6 +169,10 @@ struct FlowArgs {
     /// Print the policies (Hubble's allowed/denied-by lists and every hit of the trace).
     #[arg(long)]
     print_policy_names: bool,
+    /// Only these fields of each flow (comma-separated proto paths, e.g.
+    /// time,verdict,source.pod_name,l4.TCP.destination_port); the server sends nothing else.
+    #[arg(long, value_delimiter = ',', action = ArgAction::Append)]
+    experimental_field_mask: Vec<String>,
     /// Colour: auto (when stdout is a terminal), always or never.
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     color: String,
@@ -246,6 +250,9 @@ fn request(args: &FlowArgs, matches: &clap::ArgMatches) -> Result<GetFlowsReques
         blacklist,
         since: since.map(timestamp),
         until: until.map(timestamp),
+        field_mask: (!args.experimental_field_mask.is_empty()).then(|| prost_types::FieldMask {
+            paths: args.experimental_field_mask.clone(),
+        }),
         ..GetFlowsRequest::default()
     })
 }

@@ -24,6 +24,7 @@ use tonic::{Request, Response, Status};
 use tracing::{Instrument as _, debug, info_span};
 use vigil_proto::{
     flow::{self, Flow, LostEvent},
+    mask::FlowMask,
     observer::{
         self, GetFlowsRequest, GetNamespacesRequest, GetNamespacesResponse, GetNodesRequest,
         GetNodesResponse, ServerStatusRequest, ServerStatusResponse,
@@ -295,8 +296,17 @@ async fn stream_flows(
     hub: Arc<Hub>,
     query: Query,
     request: GetFlowsRequest,
+    mask: Option<FlowMask>,
     tx: mpsc::Sender<Result<raw::Response, Status>>,
 ) {
+    // The reader's field mask, when it sent one: only those fields of each flow go out.
+    let response = |entry: &Entry, node: &str| {
+        let r = response(entry, node);
+        match &mask {
+            Some(m) => m.response(r),
+            None => r,
+        }
+    };
     let window = Window {
         number: request.number,
         first: request.first,
@@ -373,6 +383,8 @@ impl observer_server::Observer for Service {
         let peer = request.remote_addr();
         let request = request.into_inner();
         let query = Query::new(&request.whitelist, &request.blacklist).map_err(status_of)?;
+        let mask =
+            FlowMask::of_request(&request).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let span = info_span!(
             "get_flows",
             peer = ?peer,
@@ -383,7 +395,7 @@ impl observer_server::Observer for Service {
             blacklist = request.blacklist.len(),
         );
         let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
-        tokio::spawn(stream_flows(self.hub.clone(), query, request, tx).instrument(span));
+        tokio::spawn(stream_flows(self.hub.clone(), query, request, mask, tx).instrument(span));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

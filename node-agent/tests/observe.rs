@@ -393,6 +393,40 @@ fn observe_names_the_deciding_policy_of_every_verdict() {
     let by_uuid = observe_json(&node2, &["--all", "--uuid", &one]);
     assert_eq!(flows_of(&by_uuid).len(), 1);
     assert_eq!(s(flows_of(&by_uuid)[0], &["uuid"]), one);
+    // Hubble's field mask: the agent sends only the named fields.
+    let masked = observe_json(
+        &node2,
+        &[
+            "--last",
+            "5",
+            "--experimental-field-mask",
+            "time,verdict,source.pod_name",
+        ],
+    );
+    let masked = flows_of(&masked);
+    assert_eq!(masked.len(), 5);
+    for f in &masked {
+        let keys: std::collections::BTreeSet<&str> =
+            f.as_object().unwrap().keys().map(String::as_str).collect();
+        assert!(
+            keys.is_subset(&["time", "verdict", "source"].into()) && keys.contains("time"),
+            "{f:#}"
+        );
+        if let Some(src) = f.get("source") {
+            assert_eq!(src.as_object().unwrap().len(), 1, "{f:#}");
+            assert!(src["pod_name"].is_string(), "{f:#}");
+        }
+    }
+    let (ok, _, err) = observe(&[
+        "--server",
+        &node2,
+        "--last",
+        "1",
+        "--experimental-field-mask",
+        "sauce",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("flow.Flow has no field \"sauce\""), "{err}");
 
     // The flow log still gets every flow, in its own format.
     lab.wait_flow("node-2", "deny-ssh in the flow log", |f| {

@@ -14,10 +14,11 @@ use std::{
 };
 
 use tokio::{sync::mpsc, task::JoinSet};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 use tracing::{Instrument as _, debug, info_span};
 use vigil_proto::{
+    mask::FlowMask,
     observer::{
         self, GetFlowsRequest, GetNamespacesRequest, GetNamespacesResponse, GetNodesRequest,
         GetNodesResponse, ServerStatusRequest, ServerStatusResponse,
@@ -391,13 +392,19 @@ impl observer_server::Observer for Service {
         request: Request<GetFlowsRequest>,
     ) -> Result<Response<Self::GetFlowsStream>, Status> {
         let peer = request.remote_addr();
-        let request = request.into_inner();
+        let mut request = request.into_inner();
+        // The reader's field mask is applied here, after the merge: the agents send whole flows,
+        // since the merge reads each flow's time and uuid.
+        let mask =
+            FlowMask::of_request(&request).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        request.field_mask = None;
         let span = info_span!(
             "get_flows",
             peer = ?peer,
             number = request.number,
             follow = request.follow,
             first = request.first,
+            field_mask = mask.is_some(),
         );
         let (tx, rx) = mpsc::channel(BUFFER);
         let (pool, merge) = (self.pool.clone(), self.merge);
@@ -408,7 +415,11 @@ impl observer_server::Observer for Service {
             }
             .instrument(span),
         );
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let stream = ReceiverStream::new(rx);
+        Ok(Response::new(match mask {
+            None => Box::pin(stream),
+            Some(m) => Box::pin(stream.map(move |r| r.map(|r| m.response(r)))),
+        }))
     }
 
     async fn get_nodes(

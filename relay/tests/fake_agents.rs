@@ -113,6 +113,58 @@ async fn merges_two_nodes_in_time_order_and_counts_last_n_overall() {
     assert_eq!(last.len(), 5, "N overall, not N per node");
     assert_eq!(unix_ns(&last[4]), unix_ns(&all[199]));
 
+    // A field mask: merged in time order from whole flows, then narrowed to the named fields.
+    let masked: Vec<_> = c
+        .get_flows(GetFlowsRequest {
+            number: 10,
+            field_mask: Some(prost_types::FieldMask {
+                paths: vec!["uuid".into(), "source.pod_name".into()],
+            }),
+            ..GetFlowsRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .filter_map(|r| r.ok())
+        .filter_map(|r| match r.response_types {
+            Some(ResponseTypes::Flow(f)) => Some(f),
+            _ => None,
+        })
+        .collect()
+        .await;
+    assert_eq!(masked.len(), 10);
+    let want: Vec<_> = all[190..]
+        .iter()
+        .map(|r| match &r.response_types {
+            Some(ResponseTypes::Flow(f)) => f.uuid.clone(),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        masked.iter().map(|f| f.uuid.clone()).collect::<Vec<_>>(),
+        want
+    );
+    for f in &masked {
+        let src = f.source.as_ref().unwrap();
+        assert!(src.pod_name.starts_with("client-"), "{f:?}");
+        assert!(src.namespace.is_empty() && src.labels.is_empty(), "{f:?}");
+        assert!(
+            f.time.is_none() && f.destination.is_none() && f.l4.is_none(),
+            "{f:?}"
+        );
+    }
+    let bad = c
+        .get_flows(GetFlowsRequest {
+            field_mask: Some(prost_types::FieldMask {
+                paths: vec!["sauce".into()],
+            }),
+            ..GetFlowsRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().contains("no field \"sauce\""), "{bad:?}");
+
     // One agent gone: ServerStatus names it.
     drop(t2);
     for _ in 0..100 {
