@@ -61,7 +61,13 @@ async fn a_follower_that_stops_reading_never_blocks_the_writer() {
         follow: true,
         ..GetFlowsRequest::default()
     };
-    tokio::spawn(stream_flows(hub.clone(), Query::default(), request, None, tx));
+    tokio::spawn(stream_flows(
+        hub.clone(),
+        Query::default(),
+        request,
+        None,
+        tx,
+    ));
     tokio::task::yield_now().await;
     // The client reads nothing while 100 flows are pushed: pushes never wait.
     for i in 0..100 {
