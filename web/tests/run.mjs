@@ -205,6 +205,9 @@ test('service-map', async (page) => {
 
 test('sql-console', async (page) => {
   await page.goto(`${BASE}/sql`);
+  // Once the store's dialect is known the page fills in its first example: wait for it, so the
+  // text typed below replaces it instead of racing with it.
+  await page.waitForFunction(() => (document.querySelector('[data-testid=sql-input]')?.value ?? '').length > 0, null, { timeout: WAIT });
   await page.fill('[data-testid=sql-input]', 'SELECT verdict, count(*) AS flows FROM flows GROUP BY verdict ORDER BY flows DESC');
   await page.click('[data-testid=sql-run]');
   await page.waitForSelector('[data-testid=sql-row]', { timeout: WAIT });

@@ -1,7 +1,7 @@
 // The SQL console: read-only queries over the stored flows and policy hits, the result as a
 // table, and as a chart when the result has a time column (Unix seconds or RFC 3339).
 
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api';
 import { ErrorBox } from '../components/ErrorBox';
 import { TimeChart, type Series } from '../components/charts';
@@ -145,8 +145,11 @@ export function SqlPage() {
   const [error, setError] = useState<string | null>(null);
   const [running, setRunning] = useState(false);
 
+  // The first example fills an empty console once the dialect is known, unless the user has
+  // typed meanwhile.
+  const typed = useRef(false);
   useEffect(() => {
-    if (!sql && status.data) setSql(EXAMPLES[0]![dialect]);
+    if (!sql && status.data && !typed.current) setSql(EXAMPLES[0]![dialect]);
   }, [status.data]);
 
   const run = () => {
@@ -173,7 +176,10 @@ export function SqlPage() {
           spellcheck={false}
           data-testid="sql-input"
           placeholder="SELECT verdict, count(*) FROM flows GROUP BY verdict"
-          onInput={(e) => setSql((e.currentTarget as HTMLTextAreaElement).value)}
+          onInput={(e) => {
+            typed.current = true;
+            setSql((e.currentTarget as HTMLTextAreaElement).value);
+          }}
           onKeyDown={(e) => {
             if ((e.ctrlKey || e.metaKey) && e.key === 'Enter') {
               e.preventDefault();
