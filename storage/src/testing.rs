@@ -114,6 +114,21 @@ fn prost_types_timestamp(seconds: i64, nanos: i32) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds, nanos }
 }
 
+/// `<prefix>_<pid>_<counter>_<nanos>`: a name no other test of this run or of another run
+/// uses (databases, files, namespaces).
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
 /// Where the tests' ClickHouse server listens (`scripts/clickhouse.sh start`, run by `make test`).
 pub const CLICKHOUSE: &str = "127.0.0.1:8123";
 
@@ -125,19 +140,10 @@ pub struct TempClickHouse {
 }
 
 impl TempClickHouse {
-    /// A database named `<prefix>_<pid>_<counter>_<nanos>`, created by the first store opened on it.
+    /// A database named by [`unique_name`], created by the first store opened on it.
     pub fn new(prefix: &str) -> TempClickHouse {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
         TempClickHouse {
-            url: format!(
-                "clickhouse://{CLICKHOUSE}/{prefix}_{}_{}_{nanos}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            ),
+            url: format!("clickhouse://{CLICKHOUSE}/{}", unique_name(prefix)),
         }
     }
 }

@@ -1,29 +1,12 @@
 //! The same scenario against both real backends: a temporary SQLite file and a real ClickHouse
 //! server (`scripts/clickhouse.sh start`, run by `make test`), each test in its own database.
 
-use std::{
-    sync::atomic::{AtomicU32, Ordering},
-    time::Duration,
-};
+use std::time::Duration;
 
 use vigil_storage::{
     AnyStore, Counts, EXAMPLES, Error, QueryResult, Store,
-    testing::{TempClickHouse, sample_flow},
+    testing::{TempClickHouse, sample_flow, unique_name},
 };
-
-static N: AtomicU32 = AtomicU32::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    )
-}
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -37,7 +20,7 @@ struct TempSqlite(std::path::PathBuf);
 
 impl TempSqlite {
     fn new() -> TempSqlite {
-        TempSqlite(std::env::temp_dir().join(format!("{}.db", unique("vigil-store"))))
+        TempSqlite(std::env::temp_dir().join(format!("{}.db", unique_name("vigil-store"))))
     }
     fn url(&self) -> String {
         format!("sqlite://{}", self.0.display())

@@ -1,34 +1,17 @@
 //! Shared test support: seeded stores, a relay over fake agents, a ui-server, HTTP and
 //! WebSocket clients.
 
-use std::{
-    net::SocketAddr,
-    path::PathBuf,
-    sync::atomic::{AtomicU32, Ordering},
-    time::Duration,
-};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use serde_json::Value;
 use vigil_proto::flow::{Endpoint, Flow, Verdict};
-use vigil_storage::{LostRow, Store as _, testing::sample_flow};
+use vigil_storage::{
+    LostRow, Store as _,
+    testing::{sample_flow, unique_name},
+};
 use vigil_ui_server::{Config, api::Inner};
-
-static N: AtomicU32 = AtomicU32::new(0);
-
-/// A name no other test (or test run) uses.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    )
-}
 
 pub fn now() -> i64 {
     std::time::SystemTime::now()
@@ -42,7 +25,7 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new() -> TempDir {
-        let p = std::env::temp_dir().join(unique("vigil-ui"));
+        let p = std::env::temp_dir().join(unique_name("vigil-ui"));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -351,23 +334,8 @@ impl Ws {
 pub async fn relay(
     agents: Vec<(String, Vec<Flow>)>,
 ) -> (String, Vec<tokio::sync::oneshot::Sender<()>>) {
-    let mut addrs = Vec::new();
-    let mut stops = Vec::new();
-    for (node, flows) in agents {
-        let (a, stop) = vigil_relay::fake::FakeAgent::new(&node, flows)
-            .spawn()
-            .await;
-        addrs.push(a.to_string());
-        stops.push(stop);
-    }
-    let pool = vigil_relay::nodes::Pool::start(vigil_relay::nodes::Source::Agents(addrs));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(vigil_relay::service::serve(
-        listener,
-        vigil_relay::service::Service::new(pool, vigil_relay::service::MergeConfig::default()),
-    ));
-    (addr, stops)
+    let (addr, stops) = vigil_relay::fake::agents_and_relay(agents).await;
+    (addr.to_string(), stops)
 }
 
 /// A loopback address nothing listens on.
