@@ -13,7 +13,7 @@ use serde::Serialize;
 use vigil_policy::{ParsedPolicies, PolicyKind};
 
 /// A policy as a file defines it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LoadedPolicy {
     /// The kind as flows name it (`GlobalNetworkPolicy`, `CalicoNetworkPolicy`, `NetworkPolicy`
     /// for Kubernetes', ...).
@@ -147,15 +147,10 @@ pub struct Hits {
 /// One policy of `/api/v1/policies`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PolicyView {
-    pub kind: String,
-    /// Empty when the policy is not loaded (the store alone knows it).
-    pub dialect: &'static str,
-    pub namespace: String,
-    pub name: String,
-    pub tier: String,
-    pub order: Option<f64>,
-    pub staged: bool,
-    pub file: String,
+    /// As its file defines it; only kind, namespace, name and `staged` (hit while pending) when
+    /// the policy is not loaded (the store alone knows it).
+    #[serde(flatten)]
+    pub policy: LoadedPolicy,
     pub loaded: bool,
     pub hits: Hits,
     /// RFC 3339 time of the newest hit in the range.
@@ -189,19 +184,12 @@ pub fn merge(loaded: &[LoadedPolicy], counts: &[HitCount]) -> Vec<PolicyView> {
         *slot += c.count;
         *last = (*last).max(c.last);
     }
-    let view = |key: &Key, found: Option<&(Hits, i64, bool)>| {
+    let view = |policy: LoadedPolicy, loaded: bool, found: Option<&(Hits, i64, bool)>| {
         let (h, last) = found.map_or((Hits::default(), 0), |(h, l, _)| (h.clone(), *l));
         let any = found.is_some();
         PolicyView {
-            kind: key.0.clone(),
-            dialect: "",
-            namespace: key.1.clone(),
-            name: key.2.clone(),
-            tier: String::new(),
-            order: None,
-            staged: false,
-            file: String::new(),
-            loaded: false,
+            policy,
+            loaded,
             hits: h,
             last_hit: any.then(|| crate::convert::rfc3339(last, 0)),
             never_hit: !any,
@@ -211,21 +199,20 @@ pub fn merge(loaded: &[LoadedPolicy], counts: &[HitCount]) -> Vec<PolicyView> {
     let mut seen = std::collections::BTreeSet::new();
     for p in loaded {
         let key = (p.kind.clone(), p.namespace.clone(), p.name.clone());
-        let mut v = view(&key, hits.get(&key));
-        v.dialect = p.dialect;
-        v.tier = p.tier.clone();
-        v.order = p.order;
-        v.staged = p.staged;
-        v.file = p.file.clone();
-        v.loaded = true;
+        out.push(view(p.clone(), true, hits.get(&key)));
         seen.insert(key);
-        out.push(v);
     }
     for (key, found) in &hits {
         if !seen.contains(key) {
-            let mut v = view(key, Some(found));
-            v.staged = found.2;
-            out.push(v);
+            let (kind, namespace, name) = key.clone();
+            let policy = LoadedPolicy {
+                kind,
+                namespace,
+                name,
+                staged: found.2,
+                ..LoadedPolicy::default()
+            };
+            out.push(view(policy, false, Some(found)));
         }
     }
     out

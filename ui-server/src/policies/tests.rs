@@ -124,7 +124,7 @@ fn merge_counts_hits_by_meaning_and_lists_unloaded_policies() {
         count("", "", "", "allow", "enforced", 99),
     ];
     let views = merge(&loaded(), &counts);
-    let find = |name: &str| views.iter().find(|v| v.name == name).unwrap();
+    let find = |name: &str| views.iter().find(|v| v.policy.name == name).unwrap();
     assert_eq!(find("deny-ssh").hits.denied, 7);
     assert!(!find("deny-ssh").never_hit);
     assert_eq!(
