@@ -8,11 +8,7 @@ use std::time::{Duration, Instant};
 use vigil_proto::observer::{
     GetFlowsRequest, ServerStatusRequest, observer_client::ObserverClient,
 };
-use vigil_relay::{
-    fake::FakeAgent,
-    nodes::{Pool, Source},
-    service::{MergeConfig, Service, serve},
-};
+use vigil_relay::fake::agents_and_relay;
 use vigil_storage::testing::sample_flow;
 
 /// The relay binary's allocator, so the numbers are the relay's.
@@ -37,12 +33,11 @@ fn flows(node: &str, offset: i32) -> Vec<vigil_proto::flow::Flow> {
 
 #[tokio::main]
 async fn main() {
-    let (a1, _t1) = FakeAgent::new("node-1", flows("node-1", 0)).spawn().await;
-    let (a2, _t2) = FakeAgent::new("node-2", flows("node-2", 1)).spawn().await;
-    let pool = Pool::start(Source::Agents(vec![a1.to_string(), a2.to_string()]));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, Service::new(pool, MergeConfig::default())));
+    let (addr, _stops) = agents_and_relay(vec![
+        ("node-1".into(), flows("node-1", 0)),
+        ("node-2".into(), flows("node-2", 1)),
+    ])
+    .await;
     let mut client = ObserverClient::connect(format!("http://{addr}"))
         .await
         .unwrap()

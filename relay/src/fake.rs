@@ -1,6 +1,7 @@
 //! A fake agent for tests and benchmarks: an `observer.Observer` serving a fixed, time-ordered
 //! list of flows (all of them, or the last/first N; `follow` then waits forever). No filters.
-//! Like a real agent, it holds its flows encoded and sends them as they are.
+//! Like a real agent, it holds its flows encoded and sends them as they are. Also the real relay
+//! service over such agents, on a free port.
 
 use std::{net::SocketAddr, pin::Pin, sync::Arc};
 
@@ -16,6 +17,11 @@ use vigil_proto::{
     },
     raw::{Response as RawResponse, service::observer_server},
     relay::NodeState,
+};
+
+use crate::{
+    nodes::{Pool, Source},
+    service::{MergeConfig, Service, serve},
 };
 
 /// A fake agent named `node` holding `flows`.
@@ -62,6 +68,36 @@ impl FakeAgent {
         });
         (addr, stop)
     }
+}
+
+/// The relay's service (default merge settings) on a free local port, following the agents at
+/// `agents`: its address and node pool.
+pub async fn relay(agents: Vec<String>) -> (SocketAddr, Arc<Pool>) {
+    let pool = Pool::start(Source::Agents(agents));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(serve(
+        listener,
+        Service::new(pool.clone(), MergeConfig::default()),
+    ));
+    (addr, pool)
+}
+
+/// A fake agent per `(node, flows)` and a [`relay`] over them: the relay's address and each
+/// agent's stop handle.
+pub async fn agents_and_relay(
+    nodes: Vec<(String, Vec<Flow>)>,
+) -> (SocketAddr, Vec<tokio::sync::oneshot::Sender<()>>) {
+    let mut addrs = Vec::new();
+    let mut stops = Vec::new();
+    for (node, flows) in nodes {
+        let (addr, stop) = FakeAgent::new(&node, flows).spawn().await;
+        addrs.push(addr.to_string());
+        stops.push(stop);
+    }
+    (relay(addrs).await.0, stops)
 }
 
 type FlowStream =

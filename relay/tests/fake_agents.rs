@@ -11,7 +11,6 @@ use vigil_proto::observer::{
 use vigil_relay::{
     fake::FakeAgent,
     nodes::{Pool, Source},
-    service::{MergeConfig, Service, serve},
     writer::{self, WriterConfig},
 };
 use vigil_storage::{Store as _, testing::sample_flow};
@@ -36,14 +35,8 @@ fn flows(node: &str, offset: i64, n: u64) -> Vec<vigil_proto::flow::Flow> {
 }
 
 async fn relay(agents: Vec<String>) -> (String, std::sync::Arc<Pool>) {
-    let pool = Pool::start(Source::Agents(agents));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(serve(
-        listener,
-        Service::new(pool.clone(), MergeConfig::default()),
-    ));
-    (addr, pool)
+    let (addr, pool) = vigil_relay::fake::relay(agents).await;
+    (addr.to_string(), pool)
 }
 
 async fn client(addr: &str) -> ObserverClient<tonic::transport::Channel> {

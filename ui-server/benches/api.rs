@@ -258,22 +258,12 @@ async fn websocket(total: u64, rate: u64, clients: usize) {
             })
             .collect()
     };
-    let mut addrs = Vec::new();
-    let mut stops = Vec::new();
-    for (node, offset) in [("node-1", 0), ("node-2", 1)] {
-        let (a, stop) = vigil_relay::fake::FakeAgent::new(node, agent_flows(node, offset))
-            .spawn()
-            .await;
-        addrs.push(a.to_string());
-        stops.push(stop);
-    }
-    let pool = vigil_relay::nodes::Pool::start(vigil_relay::nodes::Source::Agents(addrs));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let relay = listener.local_addr().unwrap().to_string();
-    tokio::spawn(vigil_relay::service::serve(
-        listener,
-        vigil_relay::service::Service::new(pool, vigil_relay::service::MergeConfig::default()),
-    ));
+    let (relay, stops) = vigil_relay::fake::agents_and_relay(vec![
+        ("node-1".into(), agent_flows("node-1", 0)),
+        ("node-2".into(), agent_flows("node-2", 1)),
+    ])
+    .await;
+    let relay = relay.to_string();
     let addr = ui(Config {
         relay: relay.clone(),
         store: "sqlite:///nonexistent".into(),
